@@ -1,0 +1,5 @@
+import sys
+
+from societal.cli import main
+
+sys.exit(main())

@@ -1,0 +1,138 @@
+"""``societal`` command line: ``train``, ``eval`` and ``experiments``.
+
+User mistakes print one line ``societal …: error: …`` and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from societal.config import Config
+from societal.errors import SocietalError
+from societal.experiments.paper import PRESETS, commands
+from societal.mechanisms import MECHANISMS
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def key_value(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="societal", description="Decentralized RL: societies of primitives that bid in auctions.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    d = Config()
+    train = sub.add_parser("train", help="train a society on an environment")
+    train.add_argument("env", help="Gymnasium id, e.g. societal/Chain-v0, societal/Bandit-v0, FrozenLake-v1")
+    train.add_argument("--mechanism", choices=list(MECHANISMS), default=d.mechanism, help="auction mechanism")
+    train.add_argument("--redundancy", type=int, default=d.redundancy, help="bidders per primitive (r)")
+    train.add_argument("--clone", action=argparse.BooleanOptionalAction, default=d.clone,
+                       help="redundant bidders share weights (cloned society)")
+    train.add_argument("--dropout", action=argparse.BooleanOptionalAction, default=d.dropout, help="agent dropout")
+    train.add_argument("--steps", type=int, default=d.steps, help="training budget in environment steps")
+    train.add_argument("--seed", type=int, default=d.seed)
+    train.add_argument("--num-envs", type=int, default=d.num_envs, help="parallel environments")
+    train.add_argument("--device", choices=["cpu", "cuda", "auto"], default=d.device)
+    train.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
+    train.add_argument("--compile", action=argparse.BooleanOptionalAction, default=d.compile,
+                       help="torch.compile the PPO step (faster long runs, ~20 s to compile)")
+    train.add_argument("--reward-scale", type=float, default=d.reward_scale)
+    train.add_argument("--reward-shift", type=float, default=d.reward_shift)
+    train.add_argument("--out", type=Path, help="run folder (default: runs/<env>_<mechanism>_seed<seed>_<time>)")
+    train.add_argument("--env-kwarg", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                       help="environment constructor argument, e.g. --env-kwarg length=10 (repeatable)")
+    train.add_argument("--set", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                       help="any other Config field, e.g. --set policy_lr=1e-4 --set hidden=(32,32)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=run_train)
+
+    ev = sub.add_parser("eval", help="evaluate a run folder's checkpoint")
+    ev.add_argument("run_dir", type=Path)
+    ev.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    ev.add_argument("--episodes", type=int, default=100)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    ev.set_defaults(func=run_eval)
+
+    ex = sub.add_parser("experiments", help="print (or run) the paper's commands")
+    ex.add_argument("name", choices=list(PRESETS))
+    ex.add_argument("--for-real", action="store_true", help="run the commands one after another")
+    ex.add_argument("--seeds", type=int, default=1, help="repeat with seeds 0..N-1")
+    ex.add_argument("--root", type=Path, default=Path("runs/paper"), help="where the run folders go")
+    ex.set_defaults(func=run_experiments)
+    return parser
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from societal.learning.trainer import train
+
+    overrides = dict(args.set)
+    for key in ("redundancy", "clone", "dropout", "steps", "seed", "num_envs", "device", "threads", "compile",
+                "reward_scale", "reward_shift", "mechanism"):
+        overrides.setdefault(key, getattr(args, key))
+    run = train(args.env, out=args.out, progress=not args.quiet, env_kwargs=dict(args.env_kwarg), **overrides)
+    last = run.metrics.dropna(subset=["eval_return_mean"]).iloc[-1]
+    print(f"{run.path}: {run.env_steps} env steps, evaluation return {last.eval_return_mean:.4f} "
+          f"± {last.eval_return_std:.4f}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from societal.learning.trainer import resolve_device
+    from societal.run import load
+
+    if args.episodes < 1:
+        raise SocietalError(f"--episodes must be at least 1, got {args.episodes}")
+    run = load(args.run_dir, args.checkpoint)
+    result = run.evaluate(args.episodes, args.seed, device=str(resolve_device(args.device)))
+    print(f"{run.path} ({args.checkpoint}, {run.env_steps} env steps): return {result.mean:.4f} ± {result.std:.4f} "
+          f"over {len(result.returns)} episodes")
+    share = result.wins.sum(0) / result.wins.sum().clamp(min=1)
+    print("auctions won per primitive: " + ", ".join(f"{i}: {s:.3f}" for i, s in enumerate(share.tolist())))
+    return 0
+
+
+def run_experiments(args: argparse.Namespace) -> int:
+    if args.seeds < 1:
+        raise SocietalError(f"--seeds must be at least 1, got {args.seeds}")
+    runs = commands(args.name, args.seeds, args.root)
+    for _, argv in runs:
+        print(shlex.join(["societal", *argv]))
+    if not args.for_real:
+        return 0
+    existing = [str(folder) for folder, _ in runs if folder.exists()]
+    if existing:
+        raise SocietalError(f"run folders already exist: {', '.join(existing)}; remove them or pass --root")
+    for _, argv in runs:
+        code = subprocess.call([sys.executable, "-m", "societal", *argv])
+        if code != 0:
+            return code
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SocietalError as e:
+        print(f"societal {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

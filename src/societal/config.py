@@ -1,0 +1,96 @@
+"""The configuration of a run: the paper's values as defaults (PAPER.md §3.3).
+
+The CLI, the experiment presets and ``config.json`` are views of this dataclass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from societal.errors import SocietalError
+from societal.mechanisms import MECHANISMS
+
+
+@dataclass
+class Config:
+    env: str = "societal/Chain-v0"
+    """Gymnasium id of the task (``societal/…`` or any env with a Discrete action space)."""
+    env_kwargs: dict = field(default_factory=dict)
+    """Keyword arguments for the environment's constructor."""
+    mechanism: str = "ccv"
+    """Auction mechanism: ``v``, ``ccv``, ``bb`` or ``env`` (PAPER.md §1.8)."""
+    redundancy: int = 2
+    """Bidders per primitive (r)."""
+    clone: bool = True
+    """Redundant bidders share weights (the cloned Vickrey society) or have their own."""
+    dropout: bool = False
+    """Agent dropout: each training episode a random subset of bidders sits out (at least 2 stay)."""
+    steps: int = 2_000_000
+    """Training budget in environment steps."""
+    seed: int = 0
+    num_envs: int = 256
+    """Environments collected in parallel."""
+    device: str = "cpu"
+    """``cpu``, ``cuda`` or ``auto``."""
+    threads: int = 1
+    """Torch CPU threads (small networks run fastest on one; two runs then share a 2-core machine)."""
+    compile: bool = False
+    """``torch.compile`` the PPO minibatch step: about 2× faster updates after ~20 s of compiling."""
+    reward_scale: float = 1.0
+    reward_shift: float = 0.0
+    """Utilities use ``reward_scale·r + reward_shift``, to map other reward ranges into the bid range."""
+    # PPO, memoryless bidders
+    gamma: float = 0.99
+    clip: float = 0.2
+    epochs: int = 1
+    minibatch: int = 256
+    auction_steps_per_update: int = 4096
+    policy_lr: float = 4e-5
+    value_lr: float = 5e-3
+    entropy: float = 0.1
+    value_l2: float = 1e-3
+    max_grad_norm: float = 40.0
+    lr_decay_after: int = 500
+    """Both learning rates are multiplied by ``lr_decay`` every ``lr_decay_every`` updates after this one."""
+    lr_decay_every: int = 100
+    lr_decay: float = 0.99
+    hidden: tuple[int, ...] = (16,)
+    """Hidden layer sizes of the bidders and value functions."""
+    # evaluation and outputs
+    eval_every: int = 50
+    """Updates between evaluations (and checkpoints)."""
+    eval_episodes: int = 100
+
+    def validate(self) -> Config:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise SocietalError(msg)
+
+        need(self.mechanism in MECHANISMS, f"unknown mechanism {self.mechanism!r}; allowed: {', '.join(MECHANISMS)}")
+        need(self.redundancy >= 1, f"redundancy must be at least 1, got {self.redundancy}")
+        need(self.steps > 0, f"steps must be positive, got {self.steps}")
+        need(self.threads >= 1, f"threads must be at least 1, got {self.threads}")
+        need(self.num_envs >= 1, f"num_envs must be at least 1, got {self.num_envs}")
+        need(self.device in ("cpu", "cuda", "auto"), f"unknown device {self.device!r}; allowed: cpu, cuda, auto")
+        need(0 < self.gamma <= 1, f"gamma must lie in (0, 1], got {self.gamma}")
+        need(self.auction_steps_per_update >= self.num_envs,
+             f"auction_steps_per_update ({self.auction_steps_per_update}) must be at least num_envs ({self.num_envs})")
+        need(self.minibatch >= 1 and self.epochs >= 1, "minibatch and epochs must be at least 1")
+        need(self.eval_every >= 1 and self.eval_episodes >= 1, "eval_every and eval_episodes must be at least 1")
+        need(len(self.hidden) >= 1 and min(self.hidden) >= 1, f"hidden sizes must be positive, got {self.hidden}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Config:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise SocietalError(f"unknown config keys {sorted(unknown)}; allowed: {sorted(names)}")
+        d = dict(d)
+        if "hidden" in d:
+            d["hidden"] = tuple(d["hidden"])
+        return cls(**d)

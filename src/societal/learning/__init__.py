@@ -1,0 +1,1 @@
+"""Learning: rollouts of auctions, batched PPO and the training loop."""

@@ -1,0 +1,122 @@
+"""PPO for all learners of a society at once (PAPER.md §3.3), equal to K independent PPO updates.
+
+Bidders are memoryless (PAPER.md §1.10): each auction is a one-step problem whose return is the
+bidder's utility U, so the advantage is A = U − V(s). Per learner k, on its own samples only:
+
+    A ← (A − mean A) / (std A + ε)
+    L_V = mean (V(s) − U)² + l2 · ‖θ_V‖²
+    L_π = −mean min(ρ A, clip(ρ, 1 − ε_clip, 1 + ε_clip) A) − c_H · mean H[π(·|s)],   ρ = π(b|s) / π_old(b|s)
+
+Each learner shuffles its own samples into its own minibatches, its policy gradient is clipped
+to its own norm, and its Adam state and step count are its own, so stacking changes nothing
+but speed. The value and the policy losses share one backward pass; their parameters are
+disjoint, so this equals the original's value step followed by its policy step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from societal.learning.rollout import Rollout
+from societal.society import Society, beta_log_prob_entropy
+
+BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
+
+
+def minibatches(valid: Tensor, size: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """Each learner's valid samples in its own random order, ``size`` at a time.
+
+    Yields ``(index [K, size], weight [K, size])``: ``weight`` averages over each learner's real
+    samples; a learner's last minibatch may be smaller, and is padded with weight 0 so that every
+    minibatch has the same shape.
+    """
+    m = valid.shape[1]
+    order = (torch.rand(valid.shape, device=valid.device) + (~valid).float()).argsort(1)
+    count = valid.sum(1, keepdim=True)
+    batches = -(-int(count.max()) // size)
+    order = order.repeat(1, -(-batches * size // m))
+    for start in range(0, batches * size, size):
+        real = (torch.arange(start, start + size, device=valid.device) < count).float()
+        yield order[:, start : start + size], real / real.sum(1, keepdim=True).clamp(min=1)
+
+
+class PPO:
+    """The optimiser state of a society (one Adam per learner, stacked) and its update."""
+
+    def __init__(self, society: Society, *, policy_lr: float, value_lr: float, clip: float, entropy: float,
+                 value_l2: float, max_grad_norm: float, minibatch: int, epochs: int = 1,
+                 compile: bool = False) -> None:
+        self.society, self.minibatch, self.epochs = society, minibatch, epochs
+        self.clip, self.entropy, self.value_l2, self.max_grad_norm = clip, entropy, value_l2, max_grad_norm
+        theta = society.theta
+        self.lr = torch.full((1, theta.shape[1]), value_lr, device=theta.device)
+        self.lr[:, : society.split] = policy_lr
+        self.m, self.v = torch.zeros_like(theta), torch.zeros_like(theta)
+        self.t = torch.zeros(theta.shape[0], 1, device=theta.device)  # Adam steps taken by each learner
+        # torch.compile fuses the ~250 small operations of a minibatch step (about 20 s to compile).
+        self.step = torch.compile(self._step) if compile else self._step
+
+    def state_dict(self) -> dict:
+        return {"m": self.m, "v": self.v, "t": self.t}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k in ("m", "v", "t"):
+            getattr(self, k).copy_(state[k])
+
+    def update(self, rollout: Rollout, lr_scale: float = 1.0) -> dict[str, float]:
+        society = self.society
+        k, c = society.num_learners, society.samples_per_learner
+        t, b, _ = rollout.bids.shape
+        obs = rollout.obs.reshape(t * b, -1)
+
+        def per_learner(x: Tensor) -> Tensor:  # [T, B, N] → [K, T·B·c]; sample e was bid at obs[e // c]
+            return x.reshape(t * b, c, k).permute(2, 0, 1).reshape(k, t * b * c)
+
+        bids, utility, valid = per_learner(rollout.bids), per_learner(rollout.utility), per_learner(rollout.active)
+        with torch.no_grad():
+            alpha, beta = (x.repeat_interleave(c, 1) for x in society.distribution(obs))
+            old_log_prob = beta_log_prob_entropy(alpha, beta, bids)[0]
+            advantage = utility - society.values(obs).repeat_interleave(c, 1)
+            n = valid.sum(1, keepdim=True)
+            mean = (advantage * valid).sum(1, keepdim=True) / n.clamp(min=1)
+            std = (((advantage - mean) ** 2 * valid).sum(1, keepdim=True) / (n - 1).clamp(min=1)).sqrt()
+            advantage = (advantage - mean) / (std + torch.finfo(advantage.dtype).eps)
+
+        lr = self.lr * lr_scale
+        stats, batches = torch.zeros(3, device=obs.device), 0
+        for _ in range(self.epochs):
+            for index, weight in minibatches(valid, self.minibatch):
+                stats += self.step(obs[index // c], bids.gather(1, index), old_log_prob.gather(1, index),
+                                   advantage.gather(1, index), utility.gather(1, index), weight, lr)
+                batches += 1
+        value_loss, policy_entropy, clip_fraction = (stats / max(batches, 1)).tolist()
+        return {"value_loss": value_loss, "policy_entropy": policy_entropy, "clip_fraction": clip_fraction}
+
+    def _step(self, x: Tensor, bid: Tensor, old_log_prob: Tensor, advantage: Tensor, utility: Tensor,
+              weight: Tensor, lr: Tensor) -> Tensor:
+        """One PPO minibatch step of every learner (Adam on the rows whose learner has data)."""
+        society, theta = self.society, self.society.theta
+        with torch.enable_grad():
+            alpha, beta = society.distribution(x)
+            log_prob, entropy = beta_log_prob_entropy(alpha, beta, bid)
+            ratio = torch.exp(log_prob - old_log_prob)
+            surrogate = torch.min(ratio * advantage, ratio.clamp(1 - self.clip, 1 + self.clip) * advantage)
+            value_error = (society.values(x) - utility).square()
+            loss = ((value_error - surrogate - self.entropy * entropy) * weight).sum()
+            loss = loss + self.value_l2 * theta[:, society.split :].square().sum()
+            (grad,) = torch.autograd.grad(loss, theta)
+        with torch.no_grad():
+            policy_grad = grad[:, : society.split]
+            policy_grad *= (self.max_grad_norm / (policy_grad.norm(dim=1, keepdim=True) + 1e-6)).clamp(max=1.0)
+            (b1, b2), on = BETAS, (weight.sum(1, keepdim=True) > 0).to(grad.dtype)
+            self.t += on
+            self.m.mul_(1 - (1 - b1) * on).addcmul_(grad, (1 - b1) * on)
+            self.v.mul_(1 - (1 - b2) * on).addcmul_(grad * grad, (1 - b2) * on)
+            steps = self.t.clamp(min=1)
+            denom = (self.v / (1 - b2**steps)).sqrt_().add_(EPS)
+            theta.addcdiv_(self.m * (lr * on / (1 - b1**steps)), denom, value=-1.0)
+            clipped = ((ratio - 1).abs() > self.clip).to(weight.dtype)
+            return torch.stack([(v * weight).sum(1).mean() for v in (value_error, entropy, clipped)])

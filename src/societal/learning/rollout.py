@@ -1,0 +1,86 @@
+"""Collecting auction steps from a batch of environments (PAPER.md §1.10, steps 1–3).
+
+At every step every bidder of every environment bids (one batched sample), the highest active
+bid wins, the winner's primitive runs, and the mechanism later turns the log into utilities.
+Environments keep running across rollouts: where a rollout cuts an episode, the utilities of its
+last step use the bids of one more auction at the next state (the way PPO bootstraps with V),
+whereas the last step of an episode, terminated or truncated, gets next bids 0 (PAPER.md §1.8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from societal.environments.vector import VecEnv
+from societal.mechanisms import auction, utilities
+from societal.society import Society
+
+
+@dataclass
+class Rollout:
+    obs: Tensor  # [T, B, obs_dim]
+    bids: Tensor  # [T, B, N]
+    active: Tensor  # [T, B, N] bool: the bidder took part (agent dropout)
+    winner: Tensor  # [T, B] bidder index
+    utility: Tensor  # [T, B, N], 0 for losers
+    residual: Tensor  # [T, B] credit created (or destroyed) between step t and t+1
+    last: Tensor  # [T, B] bool: step t ended its episode
+    episode_returns: Tensor  # undiscounted returns of the episodes that ended in this rollout
+    env_steps: int
+
+
+def draw_active(num_envs: int, num_bidders: int, device: torch.device) -> Tensor:
+    """Agent dropout: k ~ U{0, …, N-2} random bidders of each environment sit out (≥ 2 stay)."""
+    k = torch.randint(0, num_bidders - 1, (num_envs, 1), device=device)
+    rank = torch.rand(num_envs, num_bidders, device=device).argsort(1).argsort(1)
+    return rank >= k
+
+
+class Collector:
+    """Keeps a batch of environments running and collects ``steps`` auctions per environment."""
+
+    def __init__(self, society: Society, primitives, env: VecEnv, mechanism: str, gamma: float,
+                 dropout: bool, reward_scale: float = 1.0, reward_shift: float = 0.0,
+                 seed: int | None = None) -> None:
+        self.society, self.primitives, self.env = society, primitives, env
+        self.mechanism, self.gamma, self.dropout = mechanism, gamma, dropout
+        self.scale, self.shift = reward_scale, reward_shift
+        self.obs = env.reset(seed=seed)
+        self.device = self.obs.device
+        b, n = env.num_envs, society.num_bidders
+        self.active = self._draw(torch.ones(b, n, dtype=torch.bool, device=self.device))
+        self.episode_return = torch.zeros(b, device=self.device)
+
+    def _draw(self, active: Tensor) -> Tensor:
+        if not self.dropout:
+            return active
+        return draw_active(*active.shape, self.device)
+
+    @torch.no_grad()
+    def collect(self, steps: int) -> Rollout:
+        log = {k: [] for k in ("obs", "bids", "active", "winner", "first", "second", "reward", "duration",
+                                "last", "ended_return")}
+        for _ in range(steps):
+            bids = self.society.bid(self.obs)
+            winner, first, second = auction(bids, self.active)
+            tr = self.primitives.apply(self.env, self.society.primitive_of[winner])
+            done = tr.terminated | tr.truncated
+            self.episode_return += tr.reward
+            for k, v in (("obs", self.obs), ("bids", bids), ("active", self.active), ("winner", winner),
+                         ("first", first), ("second", second), ("reward", tr.reward), ("duration", tr.duration),
+                         ("last", done), ("ended_return", self.episode_return.clone())):
+                log[k].append(v)
+            self.episode_return.masked_fill_(done, 0.0)
+            if self.dropout:
+                self.active = torch.where(done[:, None], self._draw(self.active), self.active)
+            self.obs = tr.obs
+        r = {k: torch.stack(v) for k, v in log.items()}
+        _, next_first, next_second = auction(self.society.bid(self.obs), self.active)
+        u, residual = utilities(self.mechanism, self.scale * r["reward"] + self.shift, self.gamma ** r["duration"],
+                                r["first"], r["second"], r["last"], next_first, next_second)
+        utility = torch.zeros_like(r["bids"]).scatter_(2, r["winner"][..., None], u[..., None])
+        return Rollout(r["obs"], r["bids"], r["active"], r["winner"], utility, residual, r["last"],
+                       r["ended_return"][r["last"]], int(r["duration"].sum().item()))

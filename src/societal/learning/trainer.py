@@ -1,0 +1,218 @@
+"""The training loop: collect 4,096 auction steps, compute utilities, one PPO update; repeat.
+
+Evaluates (and checkpoints) every ``eval_every`` updates and at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from societal.config import Config
+from societal.environments.mdp import finite_mdp, value_iteration
+from societal.environments.vector import make, make_vec, obs_dim
+from societal.errors import SocietalError
+from societal.learning.ppo import PPO
+from societal.learning.rollout import Collector
+from societal.plots import plot_bids, plot_returns
+from societal.primitives import LiteralActions
+from societal.run import Run, RunWriter, check_new
+from societal.society import Society
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SocietalError("device 'cuda' requested but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+@dataclass
+class Evaluation:
+    returns: Tensor  # [episodes] undiscounted
+    wins: Tensor  # [obs_dim, P]: auctions won per primitive, per one-hot state for Discrete observations
+
+    @property
+    def mean(self) -> float:
+        return self.returns.mean().item()
+
+    @property
+    def std(self) -> float:
+        return self.returns.std(unbiased=False).item()
+
+
+@torch.no_grad()
+def evaluate(society: Society, config: Config, episodes: int, seed: int, max_auctions: int = 100_000) -> Evaluation:
+    """One episode in each of ``episodes`` environments; every bidder takes part, bids are sampled."""
+    device = next(society.parameters()).device
+    env = make_vec(config.env, config.env_kwargs, episodes, device)
+    primitives = LiteralActions(society.num_primitives)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        obs = env.reset(seed=seed)
+        total = torch.zeros(episodes, device=device)
+        returns = torch.full((episodes,), math.nan, device=device)
+        running = torch.ones(episodes, dtype=torch.bool, device=device)
+        wins = torch.zeros(obs.shape[1], society.num_primitives, device=device)
+        for _ in range(max_auctions):
+            chosen = society.act(obs)
+            wins += (obs * running[:, None]).t() @ torch.nn.functional.one_hot(chosen, society.num_primitives).float()
+            tr = primitives.apply(env, chosen)
+            total += tr.reward * running
+            done = (tr.terminated | tr.truncated) & running
+            returns = torch.where(done, total, returns)
+            running &= ~done
+            if not running.any():
+                break
+            obs = tr.obs
+    return Evaluation(returns[~returns.isnan()].cpu(), wins.cpu())
+
+
+def default_out(config: Config) -> Path:
+    name = config.env.replace("/", "-")
+    return Path("runs") / f"{name}_{config.mechanism}_seed{config.seed}_{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def train(
+    env: str = "societal/Chain-v0",
+    *,
+    out: str | Path | None = None,
+    progress: bool = True,
+    callback: Callable[[dict], bool | None] | None = None,
+    **overrides,
+) -> Run:
+    """Train a society on ``env``; ``overrides`` are ``Config`` fields. Returns the finished ``Run``.
+
+    ``callback(row)`` is called with every metrics row; returning ``False`` stops training.
+    """
+    try:
+        config = Config(env=env, **overrides).validate()
+    except TypeError as e:
+        raise SocietalError(f"{e}; allowed: {', '.join(f.name for f in dataclasses.fields(Config))}") from None
+    device = resolve_device(config.device)
+    probe = make(config.env, **config.env_kwargs)
+    out = Path(out) if out is not None else default_out(config)
+    check_new(out)
+
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    num_primitives = int(probe.action_space.n)
+    society = Society(obs_dim(probe.observation_space), num_primitives, config.redundancy, config.clone,
+                      config.hidden).to(device)
+    mdp = finite_mdp(probe)
+    q_star = None
+    if mdp is not None:
+        mdp.reward = config.reward_scale * mdp.reward + config.reward_shift
+        q_star = value_iteration(mdp, config.gamma)
+    collector = Collector(society, LiteralActions(num_primitives), make_vec(config.env, config.env_kwargs,
+                          config.num_envs, device), config.mechanism, config.gamma, config.dropout,
+                          config.reward_scale, config.reward_shift, seed=config.seed)
+    learner = PPO(society, policy_lr=config.policy_lr, value_lr=config.value_lr, clip=config.clip,
+                  entropy=config.entropy, value_l2=config.value_l2, max_grad_norm=config.max_grad_norm,
+                  minibatch=config.minibatch, epochs=config.epochs, compile=config.compile)
+    steps_per_rollout = math.ceil(config.auction_steps_per_update / config.num_envs)
+    discrete = q_star is not None or hasattr(probe.observation_space, "n")
+    visits = torch.zeros(society.spec["obs_dim"], device=device)
+
+    writer = RunWriter(out, config)
+    run = Run(out, config, society)
+    best = -math.inf
+    start = time.perf_counter()
+    bar = tqdm(total=config.steps, unit="step", unit_scale=True, disable=None if progress else True)
+
+    def checkpoint(update: int, env_steps: int) -> dict:
+        nonlocal best
+        result = evaluate(society, config, config.eval_episodes, seed=10**6 + config.seed * 1000 + update)
+        payload = {"format": 1, "config": config.to_dict(), "society_spec": society.spec,
+                   "society": society.state_dict(), "update": update, "env_steps": env_steps,
+                   "eval_return": result.mean, "ppo": learner.state_dict()}
+        writer.checkpoint("last", payload)
+        if result.mean >= best:
+            best = result.mean
+            writer.checkpoint("best", payload)
+        if discrete:
+            writer.bids(bid_rows(society, update, env_steps, visits, q_star, result.wins))
+        return {"eval_return_mean": result.mean, "eval_return_std": result.std}
+
+    update, env_steps, auction_steps = 0, 0, 0
+    writer.metrics({"update": 0, "env_steps": 0, "auction_steps": 0, "wall_s": 0.0, **checkpoint(0, 0)})
+    try:
+        while env_steps < config.steps:
+            t0 = time.perf_counter()
+            rollout = collector.collect(steps_per_rollout)
+            t1 = time.perf_counter()
+            lr_scale = config.lr_decay ** (max(0, update - config.lr_decay_after) // config.lr_decay_every)
+            stats = learner.update(rollout, lr_scale)
+            t2 = time.perf_counter()
+            update += 1
+            env_steps += rollout.env_steps
+            auction_steps += rollout.bids.shape[0] * rollout.bids.shape[1]
+            if discrete:
+                visits += rollout.obs.sum((0, 1))
+            returns = rollout.episode_returns
+            not_last = ~rollout.last
+            row = {
+                "update": update, "env_steps": env_steps, "auction_steps": auction_steps,
+                "wall_s": time.perf_counter() - start, "collect_s": t1 - t0, "update_s": t2 - t1,
+                "env_steps_per_s": rollout.env_steps / (t2 - t0), "episodes": len(returns),
+                **return_stats(returns),
+                "winner_utility": rollout.utility.sum(2).mean().item(),
+                "conservation_residual": (rollout.residual[not_last].mean().item() if not_last.any() else 0.0),
+                "policy_lr": config.policy_lr * lr_scale, **stats,
+            }
+            if update % config.eval_every == 0 or env_steps >= config.steps:
+                row.update(checkpoint(update, env_steps))
+            writer.metrics(row)
+            bar.update(rollout.env_steps)
+            bar.set_postfix(ret=f"{row['return_mean']:.3f}", sps=f"{row['env_steps_per_s']:.0f}")
+            if callback is not None and callback(row) is False:
+                break
+        if update % config.eval_every != 0 and env_steps < config.steps:  # stopped by the callback
+            writer.metrics({"update": update, "env_steps": env_steps, "auction_steps": auction_steps,
+                            "wall_s": time.perf_counter() - start, **checkpoint(update, env_steps)})
+    finally:
+        bar.close()
+        writer.close()
+    plot_returns(run.metrics, out / "plots" / "returns.png", config.env)
+    if discrete:
+        plot_bids(run.bids, out / "plots" / "bids.png", config.env)
+    run.update, run.env_steps = update, env_steps
+    return run
+
+
+def return_stats(returns: Tensor) -> dict:
+    if len(returns) == 0:
+        return {"return_mean": math.nan}
+    return {"return_mean": returns.mean().item(), "return_std": returns.std(unbiased=False).item(),
+            "return_min": returns.min().item(), "return_max": returns.max().item()}
+
+
+@torch.no_grad()
+def bid_rows(society: Society, update: int, env_steps: int, visits: Tensor, q_star, wins: Tensor) -> list[dict]:
+    """Mean and std of every learner's Beta bid at every visited state (one-hot observations)."""
+    states = visits.nonzero()[:, 0]
+    alpha, beta = society.distribution(torch.eye(len(visits), device=visits.device)[states])
+    total = alpha + beta
+    mean, std = alpha / total, (alpha * beta / (total**2 * (total + 1))).sqrt()
+    win_rate = wins[states.cpu()] / wins[states.cpu()].sum(1, keepdim=True).clamp(min=1)
+    rows = []
+    for i, s in enumerate(states.tolist()):
+        for k in range(society.num_learners):
+            p = k % society.num_primitives
+            rows.append({"update": update, "env_steps": env_steps, "state": s, "learner": k, "primitive": p,
+                         "mean_bid": mean[k, i].item(), "std_bid": std[k, i].item(),
+                         "q_star": "" if q_star is None else float(q_star[s, p]),
+                         "win_rate": win_rate[i, p].item()})
+    return rows

@@ -1,0 +1,173 @@
+"""The society: every bidder's network stacked into one tensor and computed in one batched pass.
+
+A society of P primitives with redundancy r has N = P·r bidders. Bidder n acts as primitive
+``n % P`` (the original's ids: clone j of primitive i is ``i + j·P``). Its weights belong to
+learner ``n % K``:
+
+* cloned (the default): K = P learners, each sampled r times: clones share weights but draw
+  independent bids;
+* independently redundant: K = P·r learners, one per bidder;
+* solitary: r = 1, so K = P = N.
+
+Each learner is a Beta bidding policy and a value function (PAPER.md §3.1–3.2). The K copies of
+a network live in one parameter of shape ``[K, D]`` (row k = learner k), so a forward pass, an
+Adam step or a gradient clip is a handful of tensor operations whatever K is.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from societal.mechanisms import auction
+
+BID_EPS = 1e-6  # bids are clamped to [ε, 1-ε] before log-probabilities (original bug B9)
+
+
+def mlp_size(dims: list[int]) -> int:
+    return sum(i * o + o for i, o in zip(dims[:-1], dims[1:]))
+
+
+def mlp_layers(theta: Tensor, dims: list[int]) -> list[tuple[Tensor, Tensor]]:
+    """Views ``(W [K, in, out], b [K, 1, out])`` of each layer of K stacked MLPs stored in ``theta [K, D]``."""
+    sizes = [n for i, o in zip(dims[:-1], dims[1:]) for n in (i * o, o)]
+    parts = theta.split(sizes, dim=1)  # one autograd node for all layers (slices would cost one each)
+    return [(parts[2 * n].view(-1, i, o), parts[2 * n + 1].view(-1, 1, o))
+            for n, (i, o) in enumerate(zip(dims[:-1], dims[1:]))]
+
+
+def mlp(theta: Tensor, dims: list[int], relu_layers: int, x: Tensor) -> Tensor:
+    """K stacked MLPs on ``x``: ``[B, in]`` (the same inputs for every learner) or ``[K, B, in]``.
+
+    A ReLU follows each of the first ``relu_layers`` layers.
+    """
+    for n, (w, b) in enumerate(mlp_layers(theta, dims)):
+        x = torch.baddbmm(b, x, w) if x.dim() == 3 else torch.matmul(x, w) + b
+        if n < relu_layers:
+            x = torch.relu(x)
+    return x
+
+
+class BetaTerms(torch.autograd.Function):
+    """Log-probability of ``bid`` and entropy of Beta(α, β), with analytic gradients.
+
+    One autograd node instead of some thirty (the PPO update's hot spot). With ψ the digamma and
+    ψ′ the trigamma function:
+        ∂ log p / ∂α = log b − ψ(α) + ψ(α+β),        ∂H / ∂α = (α+β−2) ψ′(α+β) − (α−1) ψ′(α)
+    and symmetrically for β with log(1 − b).
+    """
+
+    @staticmethod
+    def forward(ctx, alpha: Tensor, beta: Tensor, bid: Tensor) -> tuple[Tensor, Tensor]:
+        bid = bid.clamp(BID_EPS, 1 - BID_EPS)  # original bug B9: log(0) at a float32 bid of exactly 0 or 1
+        log_bid, log_1m_bid, total = bid.log(), (-bid).log1p(), alpha + beta
+        psi_a, psi_b, psi_t = torch.digamma(alpha), torch.digamma(beta), torch.digamma(total)
+        log_norm = torch.lgamma(alpha) + torch.lgamma(beta) - torch.lgamma(total)
+        log_prob = (alpha - 1) * log_bid + (beta - 1) * log_1m_bid - log_norm
+        entropy = log_norm - (alpha - 1) * psi_a - (beta - 1) * psi_b + (total - 2) * psi_t
+        ctx.save_for_backward(alpha, beta, total, log_bid, log_1m_bid, psi_a, psi_b, psi_t)
+        return log_prob, entropy
+
+    @staticmethod
+    def backward(ctx, grad_log_prob: Tensor, grad_entropy: Tensor) -> tuple[Tensor, Tensor, None]:
+        alpha, beta, total, log_bid, log_1m_bid, psi_a, psi_b, psi_t = ctx.saved_tensors
+        shared = (total - 2) * torch.polygamma(1, total)
+        d_alpha = grad_log_prob * (log_bid - psi_a + psi_t) + grad_entropy * (
+            shared - (alpha - 1) * torch.polygamma(1, alpha))
+        d_beta = grad_log_prob * (log_1m_bid - psi_b + psi_t) + grad_entropy * (
+            shared - (beta - 1) * torch.polygamma(1, beta))
+        return d_alpha, d_beta, None
+
+
+def beta_log_prob_entropy(alpha: Tensor, beta: Tensor, bid: Tensor) -> tuple[Tensor, Tensor]:
+    """``(log π(bid), H[π])`` for π = Beta(α, β); bids are clamped to [ε, 1 − ε] first."""
+    return BetaTerms.apply(alpha, beta, bid)
+
+
+def sample_beta(alpha: Tensor, beta: Tensor) -> Tensor:
+    x, y = torch._standard_gamma(alpha), torch._standard_gamma(beta)
+    # Kept inside [ε, 1 − ε], where log-probabilities are finite (both gammas underflow only as α, β → 0).
+    return (x / (x + y)).nan_to_num(0.5).clamp(BID_EPS, 1 - BID_EPS)
+
+
+class Society(nn.Module):
+    """Stacked Beta bidders and value functions of a society of ``num_primitives`` primitives."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        num_primitives: int,
+        redundancy: int = 2,
+        clone: bool = True,
+        hidden: tuple[int, ...] = (16,),
+    ) -> None:
+        super().__init__()
+        self.spec = dict(
+            obs_dim=obs_dim, num_primitives=num_primitives, redundancy=redundancy, clone=clone,
+            hidden=list(hidden),
+        )
+        self.num_primitives = num_primitives
+        self.num_bidders = num_primitives * redundancy
+        self.num_learners = num_primitives if clone else self.num_bidders
+        self.samples_per_learner = self.num_bidders // self.num_learners
+        k, h = self.num_learners, list(hidden)
+        # Policy: encoder (ReLU between its layers, none after: the original's MLP) + mean/precision head.
+        self.policy_dims, self.policy_relus = [obs_dim, *h, 2], len(h) - 1
+        self.value_dims, self.value_relus = [obs_dim, *h, 1], len(h)
+        self.split = mlp_size(self.policy_dims)
+        # All parameters of learner k are row k: policy columns first, then value columns.
+        self.theta = nn.Parameter(torch.empty(k, self.split + mlp_size(self.value_dims)))
+        with torch.no_grad():
+            for w, b in mlp_layers(self.policy_theta, self.policy_dims) + mlp_layers(self.value_theta, self.value_dims):
+                bound = 1 / math.sqrt(w.shape[1])  # nn.Linear's initialisation
+                w.uniform_(-bound, bound)
+                b.uniform_(-bound, bound)
+            # Head weights 0, μ = sigmoid(0) = 0.5, ν = softplus(b) = 2: every bidder starts at Beta(1, 1).
+            w, b = mlp_layers(self.policy_theta, self.policy_dims)[-1]
+            w.zero_()
+            b.copy_(torch.tensor([0.0, math.log(math.e**2 - 1)]))
+        self.register_buffer("primitive_of", torch.arange(self.num_bidders) % num_primitives)
+
+    @property
+    def policy_theta(self) -> Tensor:
+        return self.theta[:, : self.split]
+
+    @property
+    def value_theta(self) -> Tensor:
+        return self.theta[:, self.split :]
+
+    def distribution(self, obs: Tensor, theta: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Beta parameters ``(α, β)``, each ``[K, B]``, of every learner at ``obs [B, obs_dim]``.
+
+        ``theta`` replaces the society's own parameters (for a functional update).
+        """
+        theta = self.theta if theta is None else theta
+        out = mlp(theta[:, : self.split], self.policy_dims, self.policy_relus, obs)
+        precision = nn.functional.softplus(out[..., 1])
+        alpha = torch.sigmoid(out[..., 0]) * precision
+        return alpha, precision - alpha
+
+    def values(self, obs: Tensor, theta: Tensor | None = None) -> Tensor:
+        """``[K, B]`` value of every learner."""
+        theta = self.theta if theta is None else theta
+        return mlp(theta[:, self.split :], self.value_dims, self.value_relus, obs)[..., 0]
+
+    def bidders(self, per_learner: Tensor) -> Tensor:
+        """Spread ``[K, B]`` learner quantities to ``[B, N]`` bidders (bidder n uses learner n % K)."""
+        b = per_learner.shape[1]
+        return per_learner.t().unsqueeze(1).expand(b, self.samples_per_learner, -1).reshape(b, -1)
+
+    @torch.no_grad()
+    def bid(self, obs: Tensor) -> Tensor:
+        """One independent bid per bidder and observation: ``[B, N]``."""
+        alpha, beta = self.distribution(obs)
+        return sample_beta(self.bidders(alpha), self.bidders(beta))
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, active: Tensor | None = None) -> Tensor:
+        """The primitive each auction at ``obs [B, obs_dim]`` selects: ``[B]``."""
+        bids = self.bid(obs)
+        winner = auction(bids, torch.ones_like(bids, dtype=torch.bool) if active is None else active)[0]
+        return self.primitive_of[winner]

@@ -1,0 +1,79 @@
+"""The command line: bad input is one clear line and exit status 2, and nothing is written."""
+
+import pytest
+
+import societal
+from societal.cli import main
+
+
+def fails(argv, capsys, tmp_path):
+    before = sorted(tmp_path.rglob("*"))
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert sorted(tmp_path.rglob("*")) == before, "nothing may be written"
+    return err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "NoSuchEnv-v0"], "unknown environment 'NoSuchEnv-v0'"),
+    (["train", "societal/Chain-v0", "--mechanism", "first"], "invalid choice: 'first' (choose from 'v', 'ccv'"),
+    (["train", "societal/Chain-v0", "--steps", "-10"], "steps must be positive, got -10"),
+    (["train", "societal/Chain-v0", "--steps", "ten"], "invalid int value: 'ten'"),
+    (["train", "societal/Chain-v0", "--redundancy", "0"], "redundancy must be at least 1, got 0"),
+    (["train", "societal/Chain-v0", "--num-envs", "0"], "num_envs must be at least 1"),
+    (["train", "Pendulum-v1"], "needs a Discrete one"),
+    (["train", "Blackjack-v1"], "supported: Discrete (one-hot) or Box"),
+    (["train", "societal/Chain-v0", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["train", "societal/Chain-v0", "--env-kwarg", "length"], "expected key=value"),
+    (["train", "societal/Chain-v0", "--env-kwarg", "width=3"], "unexpected keyword argument 'width'"),
+    (["train", "societal/Chain-v0", "--set", "learning_rate=1"], "unexpected keyword argument 'learning_rate'"),
+    (["train", "societal/Chain-v0", "--device", "tpu"], "invalid choice: 'tpu'"),
+    (["experiments", "atari"], "invalid choice: 'atari'"),
+    (["experiments", "chain", "--seeds", "0"], "--seeds must be at least 1"),
+    (["eval", "no/such/run"], "is not a run folder"),
+])
+def test_bad_input_is_one_clear_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert message in fails(argv, capsys, tmp_path)
+
+
+def test_an_existing_output_folder_is_never_overwritten(capsys, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("earlier results")
+    err = fails(["train", "societal/Chain-v0", "--out", str(tmp_path / "run")], capsys, tmp_path)
+    assert "already exists" in err and (tmp_path / "run" / "keep.txt").read_text() == "earlier results"
+
+
+def test_train_then_eval(capsys, tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "societal/Bandit-v0", "--steps", "8192", "--dropout", "--out", str(out), "--quiet",
+                 "--set", "eval_every=1"]) == 0
+    assert "evaluation return" in capsys.readouterr().out
+    assert main(["eval", str(out), "--episodes", "50"]) == 0
+    printed = capsys.readouterr().out
+    assert "over 50 episodes" in printed and "auctions won per primitive" in printed
+
+
+def test_corrupt_checkpoint(capsys, tmp_path):
+    run = societal.train("societal/Bandit-v0", steps=4096, out=tmp_path / "run", progress=False)
+    (run.path / "checkpoints" / "last.pt").write_bytes(b"\x00garbage")
+    assert "cannot read checkpoint" in fails(["eval", str(run.path), "--checkpoint", "last"], capsys, tmp_path)
+
+
+def test_experiments_print_the_paper_commands(capsys):
+    assert main(["experiments", "bandit", "--seeds", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 8 and all(line.startswith("societal train societal/Bandit-v0") for line in lines)
+    assert sum("--mechanism ccv --dropout" in line for line in lines) == 2
+    assert "--seed 1" in lines[-1]
+
+
+def test_experiments_refuse_to_overwrite(capsys, tmp_path):
+    (tmp_path / "duality" / "cloned-ccv" / "seed0").mkdir(parents=True)
+    err = fails(["experiments", "duality", "--for-real", "--root", str(tmp_path)], capsys, tmp_path)
+    assert "already exist" in err

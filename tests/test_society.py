@@ -1,0 +1,190 @@
+"""The batched society equals a plain per-primitive computation with the same parameters."""
+
+import pytest
+import torch
+from torch import nn
+
+from societal.learning.ppo import PPO, minibatches
+from societal.learning.rollout import Rollout
+from societal.mechanisms import auction
+from societal.society import Society, beta_log_prob_entropy, mlp_layers
+
+
+def reference_modules(society: Society, k: int) -> tuple[nn.Sequential, nn.Sequential]:
+    """Learner k's policy and value as ordinary ``nn.Linear`` stacks holding copies of its parameters."""
+    def build(theta, dims, relus):
+        layers = []
+        for n, (w, b) in enumerate(mlp_layers(theta[k : k + 1].detach(), dims)):
+            lin = nn.Linear(*w.shape[1:], dtype=theta.dtype)
+            lin.weight.data.copy_(w[0].t())
+            lin.bias.data.copy_(b[0, 0])
+            layers += [lin] + ([nn.ReLU()] if n < relus else [])
+        return nn.Sequential(*layers)
+
+    theta = society.theta
+    return (build(theta[:, : society.split], society.policy_dims, society.policy_relus),
+            build(theta[:, society.split :], society.value_dims, society.value_relus))
+
+
+def beta_of(policy: nn.Module, obs: torch.Tensor) -> torch.distributions.Beta:
+    out = policy(obs)
+    mean, precision = torch.sigmoid(out[:, 0]), nn.functional.softplus(out[:, 1])
+    return torch.distributions.Beta(mean * precision, (1 - mean) * precision)
+
+
+@pytest.mark.parametrize("clone", [True, False])
+def test_every_bidder_starts_uniform(clone):
+    society = Society(obs_dim=5, num_primitives=3, redundancy=2, clone=clone, hidden=(16, 16))
+    alpha, beta = society.distribution(torch.randn(7, 5))
+    assert alpha.shape == (society.num_learners, 7)
+    torch.testing.assert_close(alpha, torch.ones_like(alpha))
+    torch.testing.assert_close(beta, torch.ones_like(beta))
+
+
+@pytest.mark.parametrize("clone,redundancy", [(True, 2), (True, 3), (False, 2), (True, 1)])
+def test_bidders_map_to_learners_and_primitives(clone, redundancy):
+    society = Society(4, 3, redundancy, clone)
+    assert society.num_bidders == 3 * redundancy
+    assert society.num_learners == (3 if clone else 3 * redundancy)
+    per_learner = torch.arange(society.num_learners, dtype=torch.float)[:, None].expand(-1, 2)
+    learner_of = society.bidders(per_learner)[0].long()
+    n = torch.arange(society.num_bidders)
+    assert learner_of.tolist() == (n % society.num_learners).tolist()
+    assert society.primitive_of.tolist() == (n % 3).tolist()  # the original's ids: clone j of i is i + j·P
+
+
+def trained_society(clone=True, obs_dim=6, primitives=3, hidden=(16,)):
+    society = Society(obs_dim, primitives, 2, clone, hidden)
+    with torch.no_grad():
+        society.theta.normal_(0, 0.5)
+    return society
+
+
+def test_distribution_equals_per_learner_modules():
+    society = trained_society(hidden=(8, 8))
+    obs = torch.randn(10, 6)
+    alpha, beta = society.distribution(obs)
+    values = society.values(obs)
+    for k in range(society.num_learners):
+        policy, value = reference_modules(society, k)
+        ref = beta_of(policy, obs)
+        torch.testing.assert_close(alpha[k], ref.concentration1)
+        torch.testing.assert_close(beta[k], ref.concentration0)
+        torch.testing.assert_close(values[k], value(obs)[:, 0])
+
+
+def test_bids_follow_each_learners_beta_independently_per_clone():
+    society = trained_society(primitives=2)
+    obs = torch.eye(6)[torch.zeros(40_000, dtype=torch.long)]
+    bids = society.bid(obs)  # [B, 4]: bidders 0, 1 and their clones 2, 3
+    alpha, beta = society.distribution(obs[:1])
+    for n in range(4):
+        a, b = alpha[n % 2, 0], beta[n % 2, 0]
+        mean, var = a / (a + b), a * b / ((a + b) ** 2 * (a + b + 1))
+        assert bids[:, n].mean().item() == pytest.approx(mean.item(), abs=0.01)
+        assert bids[:, n].var().item() == pytest.approx(var.item(), rel=0.05)
+    assert abs(torch.corrcoef(bids[:, [0, 2]].t())[0, 1].item()) < 0.03  # clones draw independent bids
+    assert ((bids > 0) & (bids < 1)).all()
+
+
+def test_winner_is_the_first_highest_active_bid():
+    bids = torch.rand(500, 6)
+    active = torch.rand(500, 6) > 0.3
+    active[:, :2] = True
+    winner, first, second = auction(bids, active)
+    masked = torch.where(active, bids, -1.0)
+    assert torch.equal(winner, masked.argmax(1))
+    assert torch.equal(first, masked.max(1).values)
+    masked[torch.arange(500), winner] = -1
+    assert torch.equal(second, masked.max(1).values.clamp(min=0))
+
+
+def synthetic_rollout(society: Society, t=16, b=8, dropout=False) -> Rollout:
+    obs = torch.eye(6)[torch.randint(0, 6, (t, b))]
+    bids = society.bid(obs.reshape(t * b, -1)).reshape(t, b, -1)
+    active = torch.rand(bids.shape) > (0.4 if dropout else -1)
+    utility = torch.randn(bids.shape) * active
+    return Rollout(obs, bids, active, bids.argmax(2), utility, torch.zeros(t, b), torch.zeros(t, b, dtype=torch.bool),
+                   torch.zeros(0), t * b)
+
+
+HP = dict(clip=0.2, entropy=0.1, value_l2=1e-3, max_grad_norm=0.5, minibatch=24)
+
+
+def reference_update(society: Society, rollout: Rollout, order_seed: int, lr_scale=1.0, policy_lr=1e-2, value_lr=5e-3):
+    """K separate PPO learners: torch.distributions, torch.optim.Adam, clip_grad_norm_, one at a time."""
+    k, c = society.num_learners, society.samples_per_learner
+    t, b, _ = rollout.bids.shape
+    obs = rollout.obs.reshape(t * b, -1)
+
+    def per_learner(x):
+        return x.reshape(t * b, c, k).permute(2, 0, 1).reshape(k, t * b * c)
+
+    bids, utility, valid = per_learner(rollout.bids), per_learner(rollout.utility), per_learner(rollout.active)
+    torch.manual_seed(order_seed)
+    batches = list(minibatches(valid, HP["minibatch"]))
+    out = []
+    for j in range(k):
+        policy, value = reference_modules(society, j)
+        popt = torch.optim.Adam(policy.parameters(), lr=policy_lr * lr_scale)
+        vopt = torch.optim.Adam(value.parameters(), lr=value_lr * lr_scale)
+        o = obs.repeat_interleave(c, 0)
+        with torch.no_grad():
+            old = beta_of(policy, o).log_prob(bids[j].clamp(1e-6, 1 - 1e-6))
+            adv = utility[j] - value(o)[:, 0]
+            v = valid[j]
+            adv = (adv - adv[v].mean()) / (adv[v].std() + torch.finfo(adv.dtype).eps)
+        for index, weight in batches:
+            idx = index[j][weight[j] > 0]
+            if len(idx) == 0:
+                continue
+            vopt.zero_grad()
+            vloss = ((value(o[idx])[:, 0] - utility[j, idx]) ** 2).mean()
+            vloss = vloss + HP["value_l2"] * sum(p.pow(2).sum() for p in value.parameters())
+            vloss.backward()
+            vopt.step()
+            popt.zero_grad()
+            dist = beta_of(policy, o[idx])
+            ratio = torch.exp(dist.log_prob(bids[j, idx].clamp(1e-6, 1 - 1e-6)) - old[idx])
+            a = adv[idx]
+            ploss = -torch.min(ratio * a, ratio.clamp(0.8, 1.2) * a).mean() - HP["entropy"] * dist.entropy().mean()
+            ploss.backward()
+            nn.utils.clip_grad_norm_(policy.parameters(), HP["max_grad_norm"])
+            popt.step()
+        out.append((policy, value))
+    return out
+
+
+@pytest.mark.parametrize("clone,dropout", [(True, False), (False, False), (True, True)])
+def test_one_ppo_update_equals_independent_learners(clone, dropout):
+    torch.set_default_dtype(torch.float64)
+    try:
+        society = trained_society(clone=clone)
+        rollout = synthetic_rollout(society, dropout=dropout)
+        expected = reference_update(society, rollout, order_seed=7, lr_scale=0.5)
+        ppo = PPO(society, policy_lr=1e-2, value_lr=5e-3, **HP)
+        torch.manual_seed(7)
+        ppo.update(rollout, lr_scale=0.5)
+        for k, (policy, value) in enumerate(expected):
+            got_policy, got_value = reference_modules(society, k)
+            for p, q in zip(list(policy.parameters()) + list(value.parameters()),
+                            list(got_policy.parameters()) + list(got_value.parameters())):
+                torch.testing.assert_close(q, p, rtol=1e-7, atol=1e-9)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_beta_terms_match_torch_distributions_and_gradcheck():
+    a = (torch.rand(30, dtype=torch.float64) * 4 + 0.1).requires_grad_()
+    b = (torch.rand(30, dtype=torch.float64) * 4 + 0.1).requires_grad_()
+    x = torch.rand(30, dtype=torch.float64)
+    log_prob, entropy = beta_log_prob_entropy(a, b, x)
+    dist = torch.distributions.Beta(a, b)
+    torch.testing.assert_close(log_prob, dist.log_prob(x))
+    torch.testing.assert_close(entropy, dist.entropy())
+    assert torch.autograd.gradcheck(lambda a, b: beta_log_prob_entropy(a, b, x), (a, b))
+
+
+def test_bids_of_exactly_zero_or_one_have_finite_log_probability():
+    log_prob, _ = beta_log_prob_entropy(torch.tensor([0.5, 2.0]), torch.tensor([3.0, 0.7]), torch.tensor([0.0, 1.0]))
+    assert torch.isfinite(log_prob).all()  # original bug B9
