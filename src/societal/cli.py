@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from societal.config import Config
 from societal.errors import SocietalError
 from societal.experiments.paper import PRESETS, commands
@@ -75,6 +77,7 @@ def build_parser() -> Parser:
     ex.add_argument("--for-real", action="store_true", help="run the commands one after another")
     ex.add_argument("--seeds", type=int, default=1, help="repeat with seeds 0..N-1")
     ex.add_argument("--root", type=Path, default=Path("runs/paper"), help="where the run folders go")
+    ex.add_argument("--report", action="store_true", help="summarise the finished run folders instead")
     ex.set_defaults(func=run_experiments)
     return parser
 
@@ -111,6 +114,12 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_experiments(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise SocietalError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.report:
+        from societal.experiments.report import summarize
+
+        with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 60):
+            print(summarize(args.name, args.root).to_string(index=False))
+        return 0
     runs = commands(args.name, args.seeds, args.root)
     for _, argv in runs:
         print(shlex.join(["societal", *argv]))

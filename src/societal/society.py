@@ -138,21 +138,17 @@ class Society(nn.Module):
     def value_theta(self) -> Tensor:
         return self.theta[:, self.split :]
 
-    def distribution(self, obs: Tensor, theta: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Beta parameters ``(α, β)``, each ``[K, B]``, of every learner at ``obs [B, obs_dim]``.
-
-        ``theta`` replaces the society's own parameters (for a functional update).
-        """
-        theta = self.theta if theta is None else theta
-        out = mlp(theta[:, : self.split], self.policy_dims, self.policy_relus, obs)
+    def distribution(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """Beta parameters ``(α, β)``, each ``[K, B]``, of every learner at ``obs`` (``[B, obs_dim]`` or
+        ``[K, B, obs_dim]``)."""
+        out = mlp(self.policy_theta, self.policy_dims, self.policy_relus, obs)
         precision = nn.functional.softplus(out[..., 1])
         alpha = torch.sigmoid(out[..., 0]) * precision
         return alpha, precision - alpha
 
-    def values(self, obs: Tensor, theta: Tensor | None = None) -> Tensor:
+    def values(self, obs: Tensor) -> Tensor:
         """``[K, B]`` value of every learner."""
-        theta = self.theta if theta is None else theta
-        return mlp(theta[:, self.split :], self.value_dims, self.value_relus, obs)[..., 0]
+        return mlp(self.value_theta, self.value_dims, self.value_relus, obs)[..., 0]
 
     def bidders(self, per_learner: Tensor) -> Tensor:
         """Spread ``[K, B]`` learner quantities to ``[B, N]`` bidders (bidder n uses learner n % K)."""

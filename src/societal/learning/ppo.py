@@ -106,7 +106,7 @@ class PPO:
             surrogate = torch.min(ratio * advantage, ratio.clamp(1 - self.clip, 1 + self.clip) * advantage)
             value_error = (society.values(x) - utility).square()
             loss = ((value_error - surrogate - self.entropy * entropy) * weight).sum()
-            loss = loss + self.value_l2 * theta[:, society.split :].square().sum()
+            loss = loss + self.value_l2 * society.value_theta.square().sum()
             (grad,) = torch.autograd.grad(loss, theta)
         with torch.no_grad():
             policy_grad = grad[:, : society.split]

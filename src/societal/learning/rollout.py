@@ -50,14 +50,10 @@ class Collector:
         self.scale, self.shift = reward_scale, reward_shift
         self.obs = env.reset(seed=seed)
         self.device = self.obs.device
-        b, n = env.num_envs, society.num_bidders
-        self.active = self._draw(torch.ones(b, n, dtype=torch.bool, device=self.device))
-        self.episode_return = torch.zeros(b, device=self.device)
-
-    def _draw(self, active: Tensor) -> Tensor:
-        if not self.dropout:
-            return active
-        return draw_active(*active.shape, self.device)
+        shape = (env.num_envs, society.num_bidders)
+        self.active = draw_active(*shape, self.device) if dropout else torch.ones(shape, dtype=torch.bool,
+                                                                                   device=self.device)
+        self.episode_return = torch.zeros(env.num_envs, device=self.device)
 
     @torch.no_grad()
     def collect(self, steps: int) -> Rollout:
@@ -75,7 +71,7 @@ class Collector:
                 log[k].append(v)
             self.episode_return.masked_fill_(done, 0.0)
             if self.dropout:
-                self.active = torch.where(done[:, None], self._draw(self.active), self.active)
+                self.active = torch.where(done[:, None], draw_active(*self.active.shape, self.device), self.active)
             self.obs = tr.obs
         r = {k: torch.stack(v) for k, v in log.items()}
         _, next_first, next_second = auction(self.society.bid(self.obs), self.active)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
@@ -123,17 +124,18 @@ def train(
                   entropy=config.entropy, value_l2=config.value_l2, max_grad_norm=config.max_grad_norm,
                   minibatch=config.minibatch, epochs=config.epochs, compile=config.compile)
     steps_per_rollout = math.ceil(config.auction_steps_per_update / config.num_envs)
-    discrete = q_star is not None or hasattr(probe.observation_space, "n")
+    discrete = isinstance(probe.observation_space, gym.spaces.Discrete)  # one-hot states: bids per state
     visits = torch.zeros(society.spec["obs_dim"], device=device)
 
     writer = RunWriter(out, config)
     run = Run(out, config, society)
-    best = -math.inf
+    best, last_eval = -math.inf, -1
     start = time.perf_counter()
     bar = tqdm(total=config.steps, unit="step", unit_scale=True, disable=None if progress else True)
 
     def checkpoint(update: int, env_steps: int) -> dict:
-        nonlocal best
+        nonlocal best, last_eval
+        last_eval = update
         result = evaluate(society, config, config.eval_episodes, seed=10**6 + config.seed * 1000 + update)
         payload = {"format": 1, "config": config.to_dict(), "society_spec": society.spec,
                    "society": society.state_dict(), "update": update, "env_steps": env_steps,
@@ -179,7 +181,7 @@ def train(
             bar.set_postfix(ret=f"{row['return_mean']:.3f}", sps=f"{row['env_steps_per_s']:.0f}")
             if callback is not None and callback(row) is False:
                 break
-        if update % config.eval_every != 0 and env_steps < config.steps:  # stopped by the callback
+        if last_eval != update:  # stopped by the callback between evaluations
             writer.metrics({"update": update, "env_steps": env_steps, "auction_steps": auction_steps,
                             "wall_s": time.perf_counter() - start, **checkpoint(update, env_steps)})
     finally:
