@@ -9,4 +9,19 @@ for _name in ("Bandit", "Chain", "Duality"):
     if f"societal/{_name}-v0" not in gym.registry:
         gym.register(id=f"societal/{_name}-v0", entry_point=f"societal.environments.tabular:{_name}")
 
+# TwoRooms (minigrid is imported only when one of these is made): name -> (start room, goal)
+for _name, (_room, _goal) in {
+    "RedGoal": (0, "red"),
+    "GreenGoal": (1, "green"),
+    "BlueGoal": (1, "blue"),
+    "Green": (0, "green"),
+    "Blue": (0, "blue"),
+}.items():
+    if f"societal/{_name}TwoRooms-v0" not in gym.registry:
+        gym.register(
+            id=f"societal/{_name}TwoRooms-v0",
+            entry_point="societal.environments.tworooms:TwoRooms",
+            kwargs={"start_room": _room, "goal": _goal},
+        )
+
 __all__ = ["Bandit", "Chain", "Duality", "FiniteMDP", "TabularEnv", "finite_mdp", "value_iteration"]
