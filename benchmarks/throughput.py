@@ -19,7 +19,7 @@ from datetime import date
 
 import torch
 
-from societal.environments.vector import make, make_vec, obs_dim
+from societal.environments.vector import make, make_vec, obs_shape
 from societal.learning.ppo import PPO
 from societal.learning.rollout import Collector
 from societal.primitives import LiteralActions
@@ -30,7 +30,7 @@ PAPER = dict(policy_lr=4e-5, value_lr=5e-3, clip=0.2, entropy=0.1, value_l2=1e-3
 
 def setup(env_id: str, num_envs: int, dropout: bool, compile: bool, **env_kwargs):
     env = make(env_id, **env_kwargs)
-    society = Society(obs_dim(env.observation_space), env.action_space.n)
+    society = Society(obs_shape(env.observation_space), env.action_space.n)
     collector = Collector(society, LiteralActions(env.action_space.n), make_vec(env_id, env_kwargs, num_envs,
                           torch.device("cpu")), "ccv", 0.99, dropout)
     return collector, PPO(society, compile=compile, **PAPER)

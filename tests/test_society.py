@@ -7,23 +7,27 @@ from torch import nn
 from societal.learning.ppo import PPO, minibatches
 from societal.learning.rollout import Rollout
 from societal.mechanisms import auction
-from societal.society import Society, beta_log_prob_entropy, mlp_layers
+from societal.networks import StackedModule
+from societal.society import Society, beta_log_prob_entropy
+
+
+def linear_stack(net, theta: torch.Tensor, k: int) -> list[nn.Module]:
+    """Learner k's rows of a StackedMLP as ordinary ``nn.Linear`` (and ``nn.ReLU``) layers."""
+    layers = []
+    for n, (w, b) in enumerate(net.layers(theta[k : k + 1].detach())):
+        lin = nn.Linear(*w.shape[1:], dtype=theta.dtype)
+        lin.weight.data.copy_(w[0].t())
+        lin.bias.data.copy_(b[0, 0])
+        layers += [lin] + ([nn.ReLU()] if n < net.relu_layers else [])
+    return layers
 
 
 def reference_modules(society: Society, k: int) -> tuple[nn.Sequential, nn.Sequential]:
     """Learner k's policy and value as ordinary ``nn.Linear`` stacks holding copies of its parameters."""
-    def build(theta, dims, relus):
-        layers = []
-        for n, (w, b) in enumerate(mlp_layers(theta[k : k + 1].detach(), dims)):
-            lin = nn.Linear(*w.shape[1:], dtype=theta.dtype)
-            lin.weight.data.copy_(w[0].t())
-            lin.bias.data.copy_(b[0, 0])
-            layers += [lin] + ([nn.ReLU()] if n < relus else [])
-        return nn.Sequential(*layers)
-
-    theta = society.theta
-    return (build(theta[:, : society.split], society.policy_dims, society.policy_relus),
-            build(theta[:, society.split :], society.value_dims, society.value_relus))
+    theta, e = society.theta, society.encoder.size
+    policy = linear_stack(society.encoder, theta[:, :e], k) + linear_stack(society.head, theta[:, e : society.split], k)
+    return nn.Sequential(nn.Flatten(), *policy), nn.Sequential(nn.Flatten(), *linear_stack(society.value_net,
+                                                                                             society.value_theta, k))
 
 
 def beta_of(policy: nn.Module, obs: torch.Tensor) -> torch.distributions.Beta:
@@ -34,7 +38,7 @@ def beta_of(policy: nn.Module, obs: torch.Tensor) -> torch.distributions.Beta:
 
 @pytest.mark.parametrize("clone", [True, False])
 def test_every_bidder_starts_uniform(clone):
-    society = Society(obs_dim=5, num_primitives=3, redundancy=2, clone=clone, hidden=(16, 16))
+    society = Society(obs_shape=(5,), num_primitives=3, redundancy=2, clone=clone, hidden=(16, 16))
     alpha, beta = society.distribution(torch.randn(7, 5))
     assert alpha.shape == (society.num_learners, 7)
     torch.testing.assert_close(alpha, torch.ones_like(alpha))
@@ -43,7 +47,7 @@ def test_every_bidder_starts_uniform(clone):
 
 @pytest.mark.parametrize("clone,redundancy", [(True, 2), (True, 3), (False, 2), (True, 1)])
 def test_bidders_map_to_learners_and_primitives(clone, redundancy):
-    society = Society(4, 3, redundancy, clone)
+    society = Society((4,), 3, redundancy, clone)
     assert society.num_bidders == 3 * redundancy
     assert society.num_learners == (3 if clone else 3 * redundancy)
     per_learner = torch.arange(society.num_learners, dtype=torch.float)[:, None].expand(-1, 2)
@@ -54,7 +58,7 @@ def test_bidders_map_to_learners_and_primitives(clone, redundancy):
 
 
 def trained_society(clone=True, obs_dim=6, primitives=3, hidden=(16,)):
-    society = Society(obs_dim, primitives, 2, clone, hidden)
+    society = Society((obs_dim,), primitives, 2, clone, hidden)
     with torch.no_grad():
         society.theta.normal_(0, 0.5)
     return society
@@ -188,3 +192,39 @@ def test_beta_terms_match_torch_distributions_and_gradcheck():
 def test_bids_of_exactly_zero_or_one_have_finite_log_probability():
     log_prob, _ = beta_log_prob_entropy(torch.tensor([0.5, 2.0]), torch.tensor([3.0, 0.7]), torch.tensor([0.0, 1.0]))
     assert torch.isfinite(log_prob).all()  # original bug B9
+
+
+def test_stacked_module_equals_per_learner_modules():
+    from torch.nn.utils import vector_to_parameters
+
+    from societal.networks import MinigridCNN
+
+    net = StackedModule(MinigridCNN)
+    theta = torch.empty(3, net.size)
+    net.init_(theta)
+    assert not torch.equal(theta[0], theta[1])  # each learner gets its own initialisation
+    shared, own = torch.randint(0, 11, (5, 7, 7, 3)), torch.randint(0, 11, (3, 5, 7, 7, 3))
+    out_shared, out_own = net(theta, shared, 1), net(theta, own, 2)
+    for k in range(3):
+        module = MinigridCNN()
+        vector_to_parameters(theta[k], module.parameters())
+        torch.testing.assert_close(out_shared[k], module(shared))
+        torch.testing.assert_close(out_own[k], module(own[k]))
+    with pytest.raises(ValueError, match="buffers"):
+        StackedModule(lambda: nn.BatchNorm1d(3))
+
+
+def test_a_cnn_society_starts_uniform_and_learns_from_images():
+    society = Society((7, 7, 3), 3, network="minigrid_cnn")
+    obs = torch.randint(0, 11, (16, 7, 7, 3)).float()
+    alpha, beta = society.distribution(obs)
+    torch.testing.assert_close(alpha, torch.ones(3, 16))
+    torch.testing.assert_close(beta, torch.ones(3, 16))
+    t, b = 4, 16
+    images = torch.randint(0, 11, (t, b, 7, 7, 3)).float()
+    bids = society.bid(images.flatten(0, 1)).reshape(t, b, -1)
+    rollout = Rollout(images, bids, torch.ones_like(bids, dtype=torch.bool), bids.argmax(2), torch.randn(bids.shape),
+                      torch.zeros(t, b), torch.zeros(t, b, dtype=torch.bool), torch.zeros(0), t * b)
+    before = society.theta.detach().clone()
+    PPO(society, policy_lr=1e-3, value_lr=1e-3, **HP).update(rollout)
+    assert not torch.equal(before[:, : society.split], society.theta[:, : society.split])

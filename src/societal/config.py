@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from societal.errors import SocietalError
 from societal.mechanisms import MECHANISMS
+from societal.networks import NETWORKS
 
 
 @dataclass
@@ -56,11 +57,15 @@ class Config:
     lr_decay_every: int = 100
     lr_decay: float = 0.99
     hidden: tuple[int, ...] = (16,)
-    """Hidden layer sizes of the bidders and value functions."""
+    """Hidden layer sizes of the bidders and value functions (``network="mlp"``)."""
+    network: str = "mlp"
+    """Bidder and value architecture: ``mlp`` (PAPER.md §3.1, tabular) or ``minigrid_cnn``."""
     # evaluation and outputs
     eval_every: int = 50
     """Updates between evaluations (and checkpoints)."""
     eval_episodes: int = 100
+    eval_max_auctions: int = 1000
+    """An evaluation episode still running after this many auctions counts with its return so far."""
 
     def validate(self) -> Config:
         def need(ok: bool, msg: str) -> None:
@@ -77,7 +82,9 @@ class Config:
         need(self.auction_steps_per_update >= self.num_envs,
              f"auction_steps_per_update ({self.auction_steps_per_update}) must be at least num_envs ({self.num_envs})")
         need(self.minibatch >= 1 and self.epochs >= 1, "minibatch and epochs must be at least 1")
-        need(self.eval_every >= 1 and self.eval_episodes >= 1, "eval_every and eval_episodes must be at least 1")
+        need(min(self.eval_every, self.eval_episodes, self.eval_max_auctions) >= 1,
+             "eval_every, eval_episodes and eval_max_auctions must be at least 1")
+        need(self.network in NETWORKS, f"unknown network {self.network!r}; allowed: {', '.join(NETWORKS)}")
         need(len(self.hidden) >= 1 and min(self.hidden) >= 1, f"hidden sizes must be positive, got {self.hidden}")
         return self
 

@@ -25,11 +25,16 @@ def plot_returns(metrics: pd.DataFrame, path: Path, title: str) -> None:
     _save(fig, path)
 
 
-def plot_bids(bids: pd.DataFrame, path: Path, title: str) -> None:
-    """Left: each learner's mean bid per state over training, with Q* dashed. Right: final bids ± std vs Q*."""
+def plot_bids(bids: pd.DataFrame, path: Path, title: str, max_states: int = 12) -> None:
+    """Left: each learner's mean bid per state over training, with Q* dashed. Right: final bids ± std vs Q*.
+
+    With more than ``max_states`` states: final bids against Q*, and the mean |bid − Q*| over training.
+    """
     if bids.empty:
         return
     states = sorted(bids.state.unique())
+    if len(states) > max_states:
+        return plot_bid_errors(bids, path, title)
     fig, axes = plt.subplots(len(states), 2, figsize=(10, 2.2 * len(states) + 0.6), squeeze=False,
                              gridspec_kw={"width_ratios": [3, 2]})
     final = bids[bids["update"] == bids["update"].max()]
@@ -52,6 +57,19 @@ def plot_bids(bids: pd.DataFrame, path: Path, title: str) -> None:
     axes[-1, 1].set_xlabel("learner (primitive = learner mod P)")
     if len(bids.learner.unique()) <= 8:
         axes[0, 0].legend(fontsize=7)
+    _save(fig, path)
+
+
+def plot_bid_errors(bids: pd.DataFrame, path: Path, title: str) -> None:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    final = bids[bids["update"] == bids["update"].max()]
+    left.scatter(final.q_star, final.mean_bid, s=6, alpha=0.6)
+    low, high = final.q_star.min(), final.q_star.max()
+    left.plot([low, high], [low, high], "k--", lw=0.8)
+    left.set(xlabel="Q*", ylabel="final mean bid", title=f"{title}: every (state, learner)")
+    error = (bids.mean_bid - bids.q_star).abs().groupby(bids.env_steps).mean()
+    right.plot(error.index, error.values, "o-", ms=3)
+    right.set(xlabel="env steps", ylabel="mean |bid − Q*|", title="bid error over training")
     _save(fig, path)
 
 

@@ -17,7 +17,7 @@ from societal.environments.vector import VecEnv
 
 @dataclass
 class Transition:
-    obs: Tensor  # [B, obs_dim], already reset where the episode ended
+    obs: Tensor  # [B, *obs_shape], already reset where the episode ended
     reward: Tensor  # [B], discounted inside the transformation
     terminated: Tensor  # [B] bool
     truncated: Tensor  # [B] bool

@@ -9,9 +9,9 @@ learner ``n % K``:
 * independently redundant: K = P·r learners, one per bidder;
 * solitary: r = 1, so K = P = N.
 
-Each learner is a Beta bidding policy and a value function (PAPER.md §3.1–3.2). The K copies of
-a network live in one parameter of shape ``[K, D]`` (row k = learner k), so a forward pass, an
-Adam step or a gradient clip is a handful of tensor operations whatever K is.
+Each learner is a Beta bidding policy and a value function (PAPER.md §3.1–3.2). All parameters of
+all K learners live in one tensor of shape ``[K, D]`` (row k = learner k; see ``networks.py``), so
+a forward pass, an Adam step or a gradient clip is a handful of tensor operations whatever K is.
 """
 
 from __future__ import annotations
@@ -22,32 +22,9 @@ import torch
 from torch import Tensor, nn
 
 from societal.mechanisms import auction
+from societal.networks import StackedMLP, build
 
 BID_EPS = 1e-6  # bids are clamped to [ε, 1-ε] before log-probabilities (original bug B9)
-
-
-def mlp_size(dims: list[int]) -> int:
-    return sum(i * o + o for i, o in zip(dims[:-1], dims[1:]))
-
-
-def mlp_layers(theta: Tensor, dims: list[int]) -> list[tuple[Tensor, Tensor]]:
-    """Views ``(W [K, in, out], b [K, 1, out])`` of each layer of K stacked MLPs stored in ``theta [K, D]``."""
-    sizes = [n for i, o in zip(dims[:-1], dims[1:]) for n in (i * o, o)]
-    parts = theta.split(sizes, dim=1)  # one autograd node for all layers (slices would cost one each)
-    return [(parts[2 * n].view(-1, i, o), parts[2 * n + 1].view(-1, 1, o))
-            for n, (i, o) in enumerate(zip(dims[:-1], dims[1:]))]
-
-
-def mlp(theta: Tensor, dims: list[int], relu_layers: int, x: Tensor) -> Tensor:
-    """K stacked MLPs on ``x``: ``[B, in]`` (the same inputs for every learner) or ``[K, B, in]``.
-
-    A ReLU follows each of the first ``relu_layers`` layers.
-    """
-    for n, (w, b) in enumerate(mlp_layers(theta, dims)):
-        x = torch.baddbmm(b, x, w) if x.dim() == 3 else torch.matmul(x, w) + b
-        if n < relu_layers:
-            x = torch.relu(x)
-    return x
 
 
 class BetaTerms(torch.autograd.Function):
@@ -97,58 +74,52 @@ class Society(nn.Module):
 
     def __init__(
         self,
-        obs_dim: int,
+        obs_shape: tuple[int, ...] | list[int],
         num_primitives: int,
         redundancy: int = 2,
         clone: bool = True,
-        hidden: tuple[int, ...] = (16,),
+        hidden: tuple[int, ...] | list[int] = (16,),
+        network: str = "mlp",
     ) -> None:
         super().__init__()
-        self.spec = dict(
-            obs_dim=obs_dim, num_primitives=num_primitives, redundancy=redundancy, clone=clone,
-            hidden=list(hidden),
-        )
+        self.spec = dict(obs_shape=list(obs_shape), num_primitives=num_primitives, redundancy=redundancy,
+                         clone=clone, hidden=list(hidden), network=network)
+        self.obs_ndim = len(obs_shape)
         self.num_primitives = num_primitives
         self.num_bidders = num_primitives * redundancy
         self.num_learners = num_primitives if clone else self.num_bidders
         self.samples_per_learner = self.num_bidders // self.num_learners
-        k, h = self.num_learners, list(hidden)
-        # Policy: encoder (ReLU between its layers, none after: the original's MLP) + mean/precision head.
-        self.policy_dims, self.policy_relus = [obs_dim, *h, 2], len(h) - 1
-        self.value_dims, self.value_relus = [obs_dim, *h, 1], len(h)
-        self.split = mlp_size(self.policy_dims)
-        # All parameters of learner k are row k: policy columns first, then value columns.
-        self.theta = nn.Parameter(torch.empty(k, self.split + mlp_size(self.value_dims)))
+        self.encoder, features, self.value_net = build(network, tuple(obs_shape), tuple(hidden))
+        self.head = StackedMLP([features, 2], relu_layers=0)  # Beta mean and precision
+        self.split = self.encoder.size + self.head.size
+        # All parameters of learner k are row k: policy encoder, policy head, then value network.
+        self.theta = nn.Parameter(torch.empty(self.num_learners, self.split + self.value_net.size))
         with torch.no_grad():
-            for w, b in mlp_layers(self.policy_theta, self.policy_dims) + mlp_layers(self.value_theta, self.value_dims):
-                bound = 1 / math.sqrt(w.shape[1])  # nn.Linear's initialisation
-                w.uniform_(-bound, bound)
-                b.uniform_(-bound, bound)
+            self.encoder.init_(self.theta[:, : self.encoder.size])
+            self.value_net.init_(self.value_theta)
             # Head weights 0, μ = sigmoid(0) = 0.5, ν = softplus(b) = 2: every bidder starts at Beta(1, 1).
-            w, b = mlp_layers(self.policy_theta, self.policy_dims)[-1]
+            ((w, b),) = self.head.layers(self.theta[:, self.encoder.size : self.split])
             w.zero_()
             b.copy_(torch.tensor([0.0, math.log(math.e**2 - 1)]))
         self.register_buffer("primitive_of", torch.arange(self.num_bidders) % num_primitives)
-
-    @property
-    def policy_theta(self) -> Tensor:
-        return self.theta[:, : self.split]
 
     @property
     def value_theta(self) -> Tensor:
         return self.theta[:, self.split :]
 
     def distribution(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        """Beta parameters ``(α, β)``, each ``[K, B]``, of every learner at ``obs`` (``[B, obs_dim]`` or
-        ``[K, B, obs_dim]``)."""
-        out = mlp(self.policy_theta, self.policy_dims, self.policy_relus, obs)
+        """Beta parameters ``(α, β)``, each ``[K, B]``, of every learner at ``obs``: ``[B, *obs_shape]``
+        (the same observations for every learner) or ``[K, B, *obs_shape]``."""
+        batch_dims = obs.dim() - self.obs_ndim
+        features = self.encoder(self.theta[:, : self.encoder.size], obs, batch_dims)
+        out = self.head(self.theta[:, self.encoder.size : self.split], features, 2)
         precision = nn.functional.softplus(out[..., 1])
         alpha = torch.sigmoid(out[..., 0]) * precision
         return alpha, precision - alpha
 
     def values(self, obs: Tensor) -> Tensor:
         """``[K, B]`` value of every learner."""
-        return mlp(self.value_theta, self.value_dims, self.value_relus, obs)[..., 0]
+        return self.value_net(self.value_theta, obs, obs.dim() - self.obs_ndim)[..., 0]
 
     def bidders(self, per_learner: Tensor) -> Tensor:
         """Spread ``[K, B]`` learner quantities to ``[B, N]`` bidders (bidder n uses learner n % K)."""
@@ -163,7 +134,7 @@ class Society(nn.Module):
 
     @torch.no_grad()
     def act(self, obs: Tensor, active: Tensor | None = None) -> Tensor:
-        """The primitive each auction at ``obs [B, obs_dim]`` selects: ``[B]``."""
+        """The primitive each auction at ``obs [B, *obs_shape]`` selects: ``[B]``."""
         bids = self.bid(obs)
         winner = auction(bids, torch.ones_like(bids, dtype=torch.bool) if active is None else active)[0]
         return self.primitive_of[winner]

@@ -91,6 +91,8 @@ class Duality(TabularEnv):
 class TabularVecEnv:
     """``num_envs`` copies of a ``TabularEnv`` stepped together in torch, reset in the same step."""
 
+    discrete = True
+
     def __init__(self, env: TabularEnv, num_envs: int, device: torch.device) -> None:
         self.num_envs, self.device = num_envs, device
         self.num_states = env.observation_space.n

@@ -16,6 +16,7 @@ from societal.errors import SocietalError
 
 class VecEnv(Protocol):
     num_envs: int
+    discrete: bool  # observations are one-hot states
 
     def reset(self, seed: int | None = None) -> Tensor: ...
 
@@ -44,15 +45,16 @@ def make(env_id: str, **kwargs) -> gym.Env:
         raise SocietalError(
             f"{env_id} has action space {env.action_space}; a society of literal actions needs a Discrete one"
         )
-    obs_dim(env.observation_space, env_id)
+    obs_shape(env.observation_space, env_id)
     return env
 
 
-def obs_dim(space: gym.Space, env_id: str = "the environment") -> int:
+def obs_shape(space: gym.Space, env_id: str = "the environment") -> tuple[int, ...]:
+    """The shape of the tensor a society sees: one-hot for Discrete, the array itself for Box."""
     if isinstance(space, gym.spaces.Discrete):
-        return int(space.n)
+        return (int(space.n),)
     if isinstance(space, gym.spaces.Box):
-        return int(np.prod(space.shape))
+        return tuple(space.shape)
     raise SocietalError(f"{env_id} has observation space {space}; supported: Discrete (one-hot) or Box")
 
 
@@ -63,12 +65,13 @@ class GymVecEnv:
             [lambda: gym.make(env_id, **kwargs)] * num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
         )
         space = self.envs.single_observation_space
-        self.one_hot = torch.eye(space.n, device=device) if isinstance(space, gym.spaces.Discrete) else None
+        self.discrete = isinstance(space, gym.spaces.Discrete)
+        self.one_hot = torch.eye(space.n, device=device) if self.discrete else None
 
     def _obs(self, obs: np.ndarray) -> Tensor:
         if self.one_hot is not None:
             return self.one_hot[torch.as_tensor(obs, device=self.device)]
-        return torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(self.num_envs, -1)
+        return torch.as_tensor(obs, dtype=torch.float32, device=self.device)
 
     def reset(self, seed: int | None = None) -> Tensor:
         return self._obs(self.envs.reset(seed=seed)[0])

@@ -70,7 +70,7 @@ class PPO:
         society = self.society
         k, c = society.num_learners, society.samples_per_learner
         t, b, _ = rollout.bids.shape
-        obs = rollout.obs.reshape(t * b, -1)
+        obs = rollout.obs.flatten(0, 1)
 
         def per_learner(x: Tensor) -> Tensor:  # [T, B, N] → [K, T·B·c]; sample e was bid at obs[e // c]
             return x.reshape(t * b, c, k).permute(2, 0, 1).reshape(k, t * b * c)

@@ -21,7 +21,7 @@ from societal.society import Society
 
 @dataclass
 class Rollout:
-    obs: Tensor  # [T, B, obs_dim]
+    obs: Tensor  # [T, B, *obs_shape]
     bids: Tensor  # [T, B, N]
     active: Tensor  # [T, B, N] bool: the bidder took part (agent dropout)
     winner: Tensor  # [T, B] bidder index

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from societal.config import Config
 from societal.environments.mdp import finite_mdp, value_iteration
-from societal.environments.vector import make, make_vec, obs_dim
+from societal.environments.vector import make, make_vec, obs_shape
 from societal.errors import SocietalError
 from societal.learning.ppo import PPO
 from societal.learning.rollout import Collector
@@ -42,7 +42,7 @@ def resolve_device(name: str) -> torch.device:
 @dataclass
 class Evaluation:
     returns: Tensor  # [episodes] undiscounted
-    wins: Tensor  # [obs_dim, P]: auctions won per primitive, per one-hot state for Discrete observations
+    wins: Tensor  # [S, P] auctions won per primitive in each one-hot state (S = 1 for other observations)
 
     @property
     def mean(self) -> float:
@@ -54,8 +54,11 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(society: Society, config: Config, episodes: int, seed: int, max_auctions: int = 100_000) -> Evaluation:
-    """One episode in each of ``episodes`` environments; every bidder takes part, bids are sampled."""
+def evaluate(society: Society, config: Config, episodes: int, seed: int) -> Evaluation:
+    """One episode in each of ``episodes`` environments; every bidder takes part, bids are sampled.
+
+    An episode still running after ``config.eval_max_auctions`` auctions counts with its return so far.
+    """
     device = next(society.parameters()).device
     env = make_vec(config.env, config.env_kwargs, episodes, device)
     primitives = LiteralActions(society.num_primitives)
@@ -65,10 +68,11 @@ def evaluate(society: Society, config: Config, episodes: int, seed: int, max_auc
         total = torch.zeros(episodes, device=device)
         returns = torch.full((episodes,), math.nan, device=device)
         running = torch.ones(episodes, dtype=torch.bool, device=device)
-        wins = torch.zeros(obs.shape[1], society.num_primitives, device=device)
-        for _ in range(max_auctions):
+        wins = torch.zeros(obs.shape[1] if env.discrete else 1, society.num_primitives, device=device)
+        for _ in range(config.eval_max_auctions):
             chosen = society.act(obs)
-            wins += (obs * running[:, None]).t() @ torch.nn.functional.one_hot(chosen, society.num_primitives).float()
+            state = obs if env.discrete else torch.ones(episodes, 1, device=device)
+            wins += (state * running[:, None]).t() @ torch.nn.functional.one_hot(chosen, society.num_primitives).float()
             tr = primitives.apply(env, chosen)
             total += tr.reward * running
             done = (tr.terminated | tr.truncated) & running
@@ -77,7 +81,7 @@ def evaluate(society: Society, config: Config, episodes: int, seed: int, max_auc
             if not running.any():
                 break
             obs = tr.obs
-    return Evaluation(returns[~returns.isnan()].cpu(), wins.cpu())
+    return Evaluation(torch.where(running, total, returns).cpu(), wins.cpu())
 
 
 def default_out(config: Config) -> Path:
@@ -110,8 +114,8 @@ def train(
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     num_primitives = int(probe.action_space.n)
-    society = Society(obs_dim(probe.observation_space), num_primitives, config.redundancy, config.clone,
-                      config.hidden).to(device)
+    society = Society(obs_shape(probe.observation_space), num_primitives, config.redundancy, config.clone,
+                      config.hidden, config.network).to(device)
     mdp = finite_mdp(probe)
     q_star = None
     if mdp is not None:
@@ -125,7 +129,7 @@ def train(
                   minibatch=config.minibatch, epochs=config.epochs, compile=config.compile)
     steps_per_rollout = math.ceil(config.auction_steps_per_update / config.num_envs)
     discrete = isinstance(probe.observation_space, gym.spaces.Discrete)  # one-hot states: bids per state
-    visits = torch.zeros(society.spec["obs_dim"], device=device)
+    visits = torch.zeros(society.spec["obs_shape"][0] if discrete else 0, device=device)
 
     writer = RunWriter(out, config)
     run = Run(out, config, society)
