@@ -40,13 +40,13 @@ def training(env_id: str, dropout: bool, compile: bool, num_envs: int = 256, upd
     collector, ppo = setup(env_id, num_envs, dropout, compile)
     steps = 4096 // num_envs
     for _ in range(3):  # warm-up (and compilation)
-        ppo.update(collector.collect(steps))
+        ppo.update(collector.collect(steps).samples(ppo.agent))
     collect, update = [], []
     for _ in range(updates):
         t0 = time.perf_counter()
         rollout = collector.collect(steps)
         t1 = time.perf_counter()
-        ppo.update(rollout)
+        ppo.update(rollout.samples(ppo.agent))
         update.append(time.perf_counter() - t1)
         collect.append(t1 - t0)
     c, u = statistics.median(collect), statistics.median(update)
@@ -71,7 +71,7 @@ def scaling(primitives: int) -> dict:
     rollout = batched.collect(16)
     return {"auction_1env_us": best_time(lambda: single.collect(1), 200) * 1e6,
             "step_256env_us": best_time(lambda: batched.collect(1), 50) * 1e6,
-            "update_ms": best_time(lambda: ppo.update(rollout), 2) * 1e3}
+            "update_ms": best_time(lambda: ppo.update(rollout.samples(ppo.agent)), 2) * 1e3}
 
 
 def main() -> None:

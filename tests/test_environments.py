@@ -67,10 +67,11 @@ def test_vectorised_twin_steps_like_the_gymnasium_env(env_id):
     for _ in range(60):
         assert obs.argmax(1).tolist() == states
         actions = rng.integers(0, env.action_space.n, 5)
-        obs, reward, term, trunc = vec.step(torch.as_tensor(actions))
+        obs, reward, term, trunc, final = vec.step(torch.as_tensor(actions))
         for i, e in enumerate(singles):
             s, r, te, tr, _ = e.step(actions[i])
             assert (reward[i].item(), term[i].item(), trunc[i].item()) == (pytest.approx(r), te, tr)
+            assert final[i].argmax().item() == s
             states[i] = e.reset()[0] if te or tr else s
 
 
@@ -79,7 +80,8 @@ def test_any_discrete_gymnasium_env_becomes_a_tensor_batch():
     assert isinstance(vec, GymVecEnv)
     obs = vec.reset(seed=0)
     assert obs.shape == (3, 16) and torch.equal(obs.sum(1), torch.ones(3))
-    obs, reward, term, _ = vec.step(torch.tensor([0, 1, 2]))
+    obs, reward, term, _, final = vec.step(torch.tensor([0, 1, 2]))
+    assert torch.equal(final[~term], obs[~term])
     assert obs.shape == (3, 16) and reward.dtype == torch.float32 and term.dtype == torch.bool
     box = make_vec("CartPole-v1", {}, 2, torch.device("cpu"))
     assert box.reset(seed=1).shape == (2, 4)

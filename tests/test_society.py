@@ -168,7 +168,7 @@ def test_one_ppo_update_equals_independent_learners(clone, dropout):
         expected = reference_update(society, rollout, order_seed=7, lr_scale=0.5)
         ppo = PPO(society, policy_lr=1e-2, value_lr=5e-3, **HP)
         torch.manual_seed(7)
-        ppo.update(rollout, lr_scale=0.5)
+        ppo.update(rollout.samples(society), lr_scale=0.5)
         for k, (policy, value) in enumerate(expected):
             got_policy, got_value = reference_modules(society, k)
             for p, q in zip(list(policy.parameters()) + list(value.parameters()),
@@ -226,5 +226,5 @@ def test_a_cnn_society_starts_uniform_and_learns_from_images():
     rollout = Rollout(images, bids, torch.ones_like(bids, dtype=torch.bool), bids.argmax(2), torch.randn(bids.shape),
                       torch.zeros(t, b), torch.zeros(t, b, dtype=torch.bool), torch.zeros(0), t * b)
     before = society.theta.detach().clone()
-    PPO(society, policy_lr=1e-3, value_lr=1e-3, **HP).update(rollout)
+    PPO(society, policy_lr=1e-3, value_lr=1e-3, **HP).update(rollout.samples(society))
     assert not torch.equal(before[:, : society.split], society.theta[:, : society.split])

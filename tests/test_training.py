@@ -48,7 +48,7 @@ def test_same_seed_same_metrics(tmp_path):
 def test_load_restores_the_society(tmp_path):
     run = societal.train("societal/Duality-v0", out=tmp_path / "run", **FAST)
     loaded = societal.load(run.path, "last")
-    torch.testing.assert_close(loaded.society.theta, run.society.theta)
+    torch.testing.assert_close(loaded.agent.theta, run.agent.theta)
     assert loaded.config == run.config and loaded.env_steps == run.env_steps
     result = loaded.evaluate(episodes=7)
     assert len(result.returns) == 7 and result.wins.sum() == 70  # 7 episodes × 10 auctions
@@ -83,9 +83,9 @@ def test_any_discrete_action_gymnasium_env_trains(tmp_path, env_id):
 
 def test_independent_and_solitary_societies_train(tmp_path):
     ind = societal.train("societal/Chain-v0", clone=False, out=tmp_path / "ind", **FAST)
-    assert set(ind.bids.learner) == {0, 1, 2, 3} and ind.society.num_learners == 4
+    assert set(ind.bids.learner) == {0, 1, 2, 3} and ind.agent.num_learners == 4
     sol = societal.train("societal/Chain-v0", redundancy=1, out=tmp_path / "sol", **FAST)
-    assert sol.society.num_bidders == 2
+    assert sol.agent.num_bidders == 2
 
 
 # Learning: fixed seeds, small budgets. The policy learning rate is 10× the paper's so that these
@@ -123,3 +123,36 @@ def test_duality_society_alternates(tmp_path):
     assert run.metrics.eval_return_mean.dropna().iloc[-1] >= 4.5  # optimum 5.0
     b = final_bids(run).mean_bid
     assert b[0, 1] > b[0, 0] and b[1, 0] > b[1, 1]
+
+
+def test_gae_bootstraps_truncations_but_not_terminations():
+    from societal.monolithic import gae
+
+    reward = torch.tensor([[1.0], [0.0], [2.0]])
+    discount = torch.tensor([[0.9], [0.81], [0.9]])  # the middle step lasted two env steps
+    value = torch.tensor([[0.5], [0.4], [0.3]])
+    next_value = torch.tensor([[0.4], [7.0], [0.6]])  # step 1 ends its episode at a state worth 7
+    done = torch.tensor([[False], [True], [False]])
+    terminal = torch.tensor([[False], [True], [False]])
+    for terminated, boot in ((terminal, 0.0), (torch.zeros_like(terminal), 7.0)):
+        a = gae(reward, discount, value, next_value, terminated, done, lam=0.5)[:, 0]
+        d2 = 2.0 + 0.9 * 0.6 - 0.3  # the rollout's last step bootstraps with V of its next state
+        d1 = 0.0 + 0.81 * boot - 0.4
+        d0 = 1.0 + 0.9 * 0.4 - 0.5
+        assert a.tolist() == pytest.approx([d0 + 0.9 * 0.5 * d1, d1, d2])
+
+
+@pytest.mark.parametrize("env_id", ["societal/Chain-v0", "CartPole-v1"])
+def test_the_monolithic_baseline_trains_saves_and_loads(tmp_path, env_id):
+    run = societal.train(env_id, agent="monolithic", out=tmp_path / "run", **FAST)
+    assert run.bids.empty and run.metrics.eval_return_mean.notna().any()
+    loaded = societal.load(run.path, "last")
+    torch.testing.assert_close(loaded.agent.theta, run.agent.theta)
+    assert len(loaded.evaluate(episodes=5).returns) == 5
+
+
+@pytest.mark.slow
+def test_monolithic_ppo_solves_the_chain(tmp_path):
+    run = societal.train("societal/Chain-v0", agent="monolithic", steps=200_000, out=tmp_path / "r",
+                         **{**LEARN, "policy_lr": 1e-3})
+    assert run.metrics.eval_return_mean.dropna().iloc[-1] == pytest.approx(0.8)

@@ -42,6 +42,8 @@ def build_parser() -> Parser:
     d = Config()
     train = sub.add_parser("train", help="train a society on an environment")
     train.add_argument("env", help="Gymnasium id, e.g. societal/Chain-v0, societal/Bandit-v0, FrozenLake-v1")
+    train.add_argument("--agent", choices=["society", "monolithic"], default=d.agent,
+                       help="a society of bidding primitives, or the monolithic PPO baseline")
     train.add_argument("--mechanism", choices=list(MECHANISMS), default=d.mechanism, help="auction mechanism")
     train.add_argument("--redundancy", type=int, default=d.redundancy, help="bidders per primitive (r)")
     train.add_argument("--clone", action=argparse.BooleanOptionalAction, default=d.clone,
@@ -86,7 +88,7 @@ def run_train(args: argparse.Namespace) -> int:
     from societal.learning.trainer import train
 
     overrides = dict(args.set)
-    for key in ("redundancy", "clone", "dropout", "steps", "seed", "num_envs", "device", "threads", "compile",
+    for key in ("agent", "redundancy", "clone", "dropout", "steps", "seed", "num_envs", "device", "threads", "compile",
                 "reward_scale", "reward_shift", "mechanism"):
         overrides.setdefault(key, getattr(args, key))
     run = train(args.env, out=args.out, progress=not args.quiet, env_kwargs=dict(args.env_kwarg), **overrides)

@@ -19,6 +19,8 @@ class Config:
     """Gymnasium id of the task (``societal/…`` or any env with a Discrete action space)."""
     env_kwargs: dict = field(default_factory=dict)
     """Keyword arguments for the environment's constructor."""
+    agent: str = "society"
+    """``society`` (bidding primitives) or ``monolithic`` (one categorical policy over the primitives)."""
     mechanism: str = "ccv"
     """Auction mechanism: ``v``, ``ccv``, ``bb`` or ``env`` (PAPER.md §1.8)."""
     redundancy: int = 2
@@ -43,6 +45,8 @@ class Config:
     """Utilities use ``reward_scale·r + reward_shift``, to map other reward ranges into the bid range."""
     # PPO, memoryless bidders
     gamma: float = 0.99
+    gae_lambda: float = 0.95
+    """GAE λ of the monolithic agent (bidders are memoryless and need none)."""
     clip: float = 0.2
     epochs: int = 1
     minibatch: int = 256
@@ -72,6 +76,7 @@ class Config:
             if not ok:
                 raise SocietalError(msg)
 
+        need(self.agent in ("society", "monolithic"), f"unknown agent {self.agent!r}; allowed: society, monolithic")
         need(self.mechanism in MECHANISMS, f"unknown mechanism {self.mechanism!r}; allowed: {', '.join(MECHANISMS)}")
         need(self.redundancy >= 1, f"redundancy must be at least 1, got {self.redundancy}")
         need(self.steps > 0, f"steps must be positive, got {self.steps}")

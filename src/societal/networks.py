@@ -92,12 +92,16 @@ Stacked = StackedMLP | StackedModule
 NETWORKS = ("mlp", "minigrid_cnn")
 
 
-def build(network: str, obs_shape: tuple[int, ...], hidden: tuple[int, ...]) -> tuple[Stacked, int, Stacked]:
-    """``(policy encoder, its feature size, value network)`` of a named architecture."""
+def build(network: str, obs_shape: tuple[int, ...], hidden: tuple[int, ...],
+          relu_features: bool = False) -> tuple[Stacked, int, Stacked]:
+    """``(policy encoder, its feature size, value network)`` of a named architecture.
+
+    The original's Beta bidders have no ReLU after the encoder's last layer (``MLP([d, 16])`` is one
+    Linear layer); its categorical policies do (``relu_features``).
+    """
     if network == "mlp":
         d, h = math.prod(obs_shape), list(hidden)
-        # The original's policy encoder has no ReLU after its last layer (MLP([d, 16]) is one Linear).
-        return StackedMLP([d, *h], len(h) - 1), h[-1], StackedMLP([d, *h, 1], len(h))
+        return StackedMLP([d, *h], len(h) - (not relu_features)), h[-1], StackedMLP([d, *h, 1], len(h))
     if network == "minigrid_cnn":
         return StackedModule(MinigridCNN), 64, StackedModule(lambda: nn.Sequential(MinigridCNN(), nn.Linear(64, 1)))
     raise ValueError(f"unknown network {network!r}; allowed: {', '.join(NETWORKS)}")

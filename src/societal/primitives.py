@@ -22,6 +22,7 @@ class Transition:
     terminated: Tensor  # [B] bool
     truncated: Tensor  # [B] bool
     duration: Tensor  # [B] env steps taken (τ)
+    final_obs: Tensor  # [B, *obs_shape] where each episode ended (= obs where it goes on)
 
 
 class LiteralActions:
@@ -31,5 +32,5 @@ class LiteralActions:
         self.num_primitives = num_actions
 
     def apply(self, env: VecEnv, primitive: Tensor) -> Transition:
-        obs, reward, terminated, truncated = env.step(primitive)
-        return Transition(obs, reward, terminated, truncated, torch.ones_like(reward))
+        obs, reward, terminated, truncated, final_obs = env.step(primitive)
+        return Transition(obs, reward, terminated, truncated, torch.ones_like(reward), final_obs)

@@ -21,6 +21,7 @@ import torch
 
 from societal.config import Config
 from societal.errors import SocietalError
+from societal.monolithic import Monolithic
 from societal.society import Society
 
 METRICS = [
@@ -30,7 +31,7 @@ METRICS = [
     "eval_return_mean", "eval_return_std",
 ]
 BIDS = ["update", "env_steps", "state", "learner", "primitive", "mean_bid", "std_bid", "q_star", "win_rate"]
-CHECKPOINT_KEYS = {"format", "config", "society_spec", "society", "update", "env_steps", "eval_return"}
+CHECKPOINT_KEYS = {"format", "config", "agent_spec", "agent", "update", "env_steps", "eval_return"}
 
 
 def check_new(path: Path) -> None:
@@ -84,11 +85,11 @@ class RunWriter:
 
 @dataclass
 class Run:
-    """A trained (or loaded) society with its run folder."""
+    """A trained (or loaded) agent, a society or a monolithic policy, with its run folder."""
 
     path: Path
     config: Config
-    society: Society
+    agent: Society | Monolithic
     update: int = 0
     env_steps: int = 0
 
@@ -104,11 +105,11 @@ class Run:
         """Returns and winners of ``episodes`` evaluation episodes (no dropout, sampled bids)."""
         from societal.learning.trainer import evaluate
 
-        return evaluate(self.society.to(device), self.config, episodes, seed)
+        return evaluate(self.agent.to(device), self.config, episodes, seed)
 
 
 def load(path: str | Path, checkpoint: str = "best") -> Run:
-    """Load the society of a run folder from ``checkpoints/{checkpoint}.pt``."""
+    """Load the agent of a run folder from ``checkpoints/{checkpoint}.pt``."""
     path = Path(path)
     if not (path / "config.json").is_file():
         raise SocietalError(f"{path} is not a run folder (no config.json)")
@@ -119,8 +120,9 @@ def load(path: str | Path, checkpoint: str = "best") -> Run:
         ckpt = torch.load(file, map_location="cpu", weights_only=True)
         if not isinstance(ckpt, dict) or not ckpt.keys() >= CHECKPOINT_KEYS:
             raise ValueError("not a societal checkpoint")
-        society = Society(**ckpt["society_spec"])
-        society.load_state_dict(ckpt["society"])
+        config = Config.from_dict(ckpt["config"])
+        agent = (Society if config.agent == "society" else Monolithic)(**ckpt["agent_spec"])
+        agent.load_state_dict(ckpt["agent"])
     except Exception as e:  # a corrupt or foreign file: one line, no traceback
         raise SocietalError(f"cannot read checkpoint {file}: {str(e).splitlines()[0] if str(e) else e!r}") from None
-    return Run(path, Config.from_dict(ckpt["config"]), society, ckpt["update"], ckpt["env_steps"])
+    return Run(path, config, agent, ckpt["update"], ckpt["env_steps"])

@@ -117,6 +117,10 @@ class Society(nn.Module):
         alpha = torch.sigmoid(out[..., 0]) * precision
         return alpha, precision - alpha
 
+    def log_prob_entropy(self, obs: Tensor, bid: Tensor) -> tuple[Tensor, Tensor]:
+        """Log-probability of ``bid [K, B]`` at ``obs`` and entropy of every learner's bid distribution."""
+        return beta_log_prob_entropy(*self.distribution(obs), bid)
+
     def values(self, obs: Tensor) -> Tensor:
         """``[K, B]`` value of every learner."""
         return self.value_net(self.value_theta, obs, obs.dim() - self.obs_ndim)[..., 0]

@@ -110,12 +110,12 @@ class TabularVecEnv:
         self.t.zero_()
         return self.eye[self.state]
 
-    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         sa = self.state * self.num_actions + action
-        reward, terminated = self.reward.take(sa), self.terminal.take(sa)
+        reward, terminated, final = self.reward.take(sa), self.terminal.take(sa), self.next_state.take(sa)
         self.t += 1
         truncated = ~terminated & (self.t >= self.horizon)
         done = terminated | truncated
-        self.state = torch.where(done, self.start, self.next_state.take(sa))
+        self.state = torch.where(done, self.start, final)
         self.t.masked_fill_(done, 0)
-        return self.eye[self.state], reward, terminated, truncated
+        return self.eye[self.state], reward, terminated, truncated, self.eye[final]

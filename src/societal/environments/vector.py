@@ -20,8 +20,9 @@ class VecEnv(Protocol):
 
     def reset(self, seed: int | None = None) -> Tensor: ...
 
-    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``(next obs, reward, terminated, truncated)``; a finished copy is already reset."""
+    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """``(next obs, reward, terminated, truncated, final obs)``: a finished copy is already reset, and
+        ``final obs`` is where it ended (``next obs`` elsewhere), for bootstrapping a truncation."""
         ...
 
 
@@ -76,10 +77,14 @@ class GymVecEnv:
     def reset(self, seed: int | None = None) -> Tensor:
         return self._obs(self.envs.reset(seed=seed)[0])
 
-    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        obs, reward, terminated, truncated, _ = self.envs.step(action.cpu().numpy())
+    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        obs, reward, terminated, truncated, info = self.envs.step(action.cpu().numpy())
+        final = obs.copy()
+        for i in np.flatnonzero(terminated | truncated):
+            final[i] = info["final_obs"][i]
         t = lambda x, dtype: torch.as_tensor(x, dtype=dtype, device=self.device)  # noqa: E731
-        return self._obs(obs), t(reward, torch.float32), t(terminated, torch.bool), t(truncated, torch.bool)
+        return (self._obs(obs), t(reward, torch.float32), t(terminated, torch.bool), t(truncated, torch.bool),
+                self._obs(final))
 
 
 def make_vec(env_id: str, kwargs: dict, num_envs: int, device: torch.device) -> VecEnv:

@@ -1,10 +1,11 @@
-"""PPO for all learners of a society at once (PAPER.md §3.3), equal to K independent PPO updates.
+"""PPO for K stacked learners at once (PAPER.md §3.3), equal to K independent PPO updates.
 
-Bidders are memoryless (PAPER.md §1.10): each auction is a one-step problem whose return is the
-bidder's utility U, so the advantage is A = U − V(s). Per learner k, on its own samples only:
+A learner is a row of an agent's parameter tensor: a society's primitive (whose samples are its
+memoryless auctions: target U, advantage U − V(s), PAPER.md §1.10), or a monolithic policy (K = 1;
+target and advantage from GAE). Per learner k, on its own samples only, with target G:
 
     A ← (A − mean A) / (std A + ε)
-    L_V = mean (V(s) − U)² + l2 · ‖θ_V‖²
+    L_V = mean (V(s) − G)² + l2 · ‖θ_V‖²
     L_π = −mean min(ρ A, clip(ρ, 1 − ε_clip, 1 + ε_clip) A) − c_H · mean H[π(·|s)],   ρ = π(b|s) / π_old(b|s)
 
 Each learner shuffles its own samples into its own minibatches, its policy gradient is clipped
@@ -16,14 +17,39 @@ disjoint, so this equals the original's value step followed by its policy step.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
-from societal.learning.rollout import Rollout
-from societal.society import Society, beta_log_prob_entropy
-
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
+
+
+class Agent(Protocol):
+    """What PPO needs of an agent: stacked parameters, policy columns first."""
+
+    theta: Tensor  # [K, D]
+    split: int  # columns [0, split) are the policy's, the rest the value function's
+
+    @property
+    def value_theta(self) -> Tensor: ...
+
+    def log_prob_entropy(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]: ...
+
+    def values(self, obs: Tensor) -> Tensor: ...
+
+
+@dataclass
+class Samples:
+    """What PPO learns from: sample e of each learner was taken at ``obs[e // per_obs]``."""
+
+    obs: Tensor  # [S, *obs_shape]
+    action: Tensor  # [K, M]: a bid, or an action index
+    target: Tensor  # [K, M]: value target
+    advantage: Tensor  # [K, M], not yet normalised
+    valid: Tensor  # [K, M] bool
+    per_obs: int = 1
 
 
 def minibatches(valid: Tensor, size: int) -> Iterator[tuple[Tensor, Tensor]]:
@@ -44,16 +70,16 @@ def minibatches(valid: Tensor, size: int) -> Iterator[tuple[Tensor, Tensor]]:
 
 
 class PPO:
-    """The optimiser state of a society (one Adam per learner, stacked) and its update."""
+    """The optimiser state of an agent's K learners (one Adam each, stacked) and their update."""
 
-    def __init__(self, society: Society, *, policy_lr: float, value_lr: float, clip: float, entropy: float,
+    def __init__(self, agent: Agent, *, policy_lr: float, value_lr: float, clip: float, entropy: float,
                  value_l2: float, max_grad_norm: float, minibatch: int, epochs: int = 1,
                  compile: bool = False) -> None:
-        self.society, self.minibatch, self.epochs = society, minibatch, epochs
+        self.agent, self.minibatch, self.epochs = agent, minibatch, epochs
         self.clip, self.entropy, self.value_l2, self.max_grad_norm = clip, entropy, value_l2, max_grad_norm
-        theta = society.theta
+        theta = agent.theta
         self.lr = torch.full((1, theta.shape[1]), value_lr, device=theta.device)
-        self.lr[:, : society.split] = policy_lr
+        self.lr[:, : agent.split] = policy_lr
         self.m, self.v = torch.zeros_like(theta), torch.zeros_like(theta)
         self.t = torch.zeros(theta.shape[0], 1, device=theta.device)  # Adam steps taken by each learner
         # torch.compile fuses the ~250 small operations of a minibatch step (about 20 s to compile).
@@ -66,50 +92,39 @@ class PPO:
         for k in ("m", "v", "t"):
             getattr(self, k).copy_(state[k])
 
-    def update(self, rollout: Rollout, lr_scale: float = 1.0) -> dict[str, float]:
-        society = self.society
-        k, c = society.num_learners, society.samples_per_learner
-        t, b, _ = rollout.bids.shape
-        obs = rollout.obs.flatten(0, 1)
-
-        def per_learner(x: Tensor) -> Tensor:  # [T, B, N] → [K, T·B·c]; sample e was bid at obs[e // c]
-            return x.reshape(t * b, c, k).permute(2, 0, 1).reshape(k, t * b * c)
-
-        bids, utility, valid = per_learner(rollout.bids), per_learner(rollout.utility), per_learner(rollout.active)
+    def update(self, samples: Samples, lr_scale: float = 1.0) -> dict[str, float]:
+        obs, c, valid = samples.obs, samples.per_obs, samples.valid
         with torch.no_grad():
-            alpha, beta = (x.repeat_interleave(c, 1) for x in society.distribution(obs))
-            old_log_prob = beta_log_prob_entropy(alpha, beta, bids)[0]
-            advantage = utility - society.values(obs).repeat_interleave(c, 1)
+            old_log_prob = self.agent.log_prob_entropy(obs.repeat_interleave(c, 0), samples.action)[0]
             n = valid.sum(1, keepdim=True)
-            mean = (advantage * valid).sum(1, keepdim=True) / n.clamp(min=1)
-            std = (((advantage - mean) ** 2 * valid).sum(1, keepdim=True) / (n - 1).clamp(min=1)).sqrt()
-            advantage = (advantage - mean) / (std + torch.finfo(advantage.dtype).eps)
+            mean = (samples.advantage * valid).sum(1, keepdim=True) / n.clamp(min=1)
+            std = (((samples.advantage - mean) ** 2 * valid).sum(1, keepdim=True) / (n - 1).clamp(min=1)).sqrt()
+            advantage = (samples.advantage - mean) / (std + torch.finfo(std.dtype).eps)
 
         lr = self.lr * lr_scale
         stats, batches = torch.zeros(3, device=obs.device), 0
         for _ in range(self.epochs):
             for index, weight in minibatches(valid, self.minibatch):
-                stats += self.step(obs[index // c], bids.gather(1, index), old_log_prob.gather(1, index),
-                                   advantage.gather(1, index), utility.gather(1, index), weight, lr)
+                stats += self.step(obs[index // c], samples.action.gather(1, index), old_log_prob.gather(1, index),
+                                   advantage.gather(1, index), samples.target.gather(1, index), weight, lr)
                 batches += 1
         value_loss, policy_entropy, clip_fraction = (stats / max(batches, 1)).tolist()
         return {"value_loss": value_loss, "policy_entropy": policy_entropy, "clip_fraction": clip_fraction}
 
-    def _step(self, x: Tensor, bid: Tensor, old_log_prob: Tensor, advantage: Tensor, utility: Tensor,
+    def _step(self, x: Tensor, action: Tensor, old_log_prob: Tensor, advantage: Tensor, target: Tensor,
               weight: Tensor, lr: Tensor) -> Tensor:
         """One PPO minibatch step of every learner (Adam on the rows whose learner has data)."""
-        society, theta = self.society, self.society.theta
+        agent, theta = self.agent, self.agent.theta
         with torch.enable_grad():
-            alpha, beta = society.distribution(x)
-            log_prob, entropy = beta_log_prob_entropy(alpha, beta, bid)
+            log_prob, entropy = agent.log_prob_entropy(x, action)
             ratio = torch.exp(log_prob - old_log_prob)
             surrogate = torch.min(ratio * advantage, ratio.clamp(1 - self.clip, 1 + self.clip) * advantage)
-            value_error = (society.values(x) - utility).square()
+            value_error = (agent.values(x) - target).square()
             loss = ((value_error - surrogate - self.entropy * entropy) * weight).sum()
-            loss = loss + self.value_l2 * society.value_theta.square().sum()
+            loss = loss + self.value_l2 * agent.value_theta.square().sum()
             (grad,) = torch.autograd.grad(loss, theta)
         with torch.no_grad():
-            policy_grad = grad[:, : society.split]
+            policy_grad = grad[:, : agent.split]
             policy_grad *= (self.max_grad_norm / (policy_grad.norm(dim=1, keepdim=True) + 1e-6)).clamp(max=1.0)
             (b1, b2), on = BETAS, (weight.sum(1, keepdim=True) > 0).to(grad.dtype)
             self.t += on

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from societal.environments.vector import VecEnv
+from societal.learning.ppo import Samples
 from societal.mechanisms import auction, utilities
 from societal.society import Society
 
@@ -30,6 +31,21 @@ class Rollout:
     last: Tensor  # [T, B] bool: step t ended its episode
     episode_returns: Tensor  # undiscounted returns of the episodes that ended in this rollout
     env_steps: int
+
+
+    @torch.no_grad()
+    def samples(self, society: Society) -> Samples:
+        """Each learner's auctions, as PPO samples: target U, advantage U − V(s) (memoryless bidders)."""
+        k, c = society.num_learners, society.samples_per_learner
+        t, b, _ = self.bids.shape
+        obs = self.obs.flatten(0, 1)
+
+        def per_learner(x: Tensor) -> Tensor:  # [T, B, N] → [K, T·B·c]; sample e was bid at obs[e // c]
+            return x.reshape(t * b, c, k).permute(2, 0, 1).reshape(k, t * b * c)
+
+        utility = per_learner(self.utility)
+        advantage = utility - society.values(obs).repeat_interleave(c, 1)
+        return Samples(obs, per_learner(self.bids), utility, advantage, per_learner(self.active), c)
 
 
 def draw_active(num_envs: int, num_bidders: int, device: torch.device) -> Tensor:

@@ -25,6 +25,7 @@ from societal.environments.vector import make, make_vec, obs_shape
 from societal.errors import SocietalError
 from societal.learning.ppo import PPO
 from societal.learning.rollout import Collector
+from societal.monolithic import Monolithic, MonolithicCollector
 from societal.plots import plot_bids, plot_returns
 from societal.primitives import LiteralActions
 from societal.run import Run, RunWriter, check_new
@@ -54,25 +55,25 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(society: Society, config: Config, episodes: int, seed: int) -> Evaluation:
+def evaluate(agent: Society | Monolithic, config: Config, episodes: int, seed: int) -> Evaluation:
     """One episode in each of ``episodes`` environments; every bidder takes part, bids are sampled.
 
     An episode still running after ``config.eval_max_auctions`` auctions counts with its return so far.
     """
-    device = next(society.parameters()).device
+    device = next(agent.parameters()).device
     env = make_vec(config.env, config.env_kwargs, episodes, device)
-    primitives = LiteralActions(society.num_primitives)
+    primitives = LiteralActions(agent.num_primitives)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         obs = env.reset(seed=seed)
         total = torch.zeros(episodes, device=device)
         returns = torch.full((episodes,), math.nan, device=device)
         running = torch.ones(episodes, dtype=torch.bool, device=device)
-        wins = torch.zeros(obs.shape[1] if env.discrete else 1, society.num_primitives, device=device)
+        wins = torch.zeros(obs.shape[1] if env.discrete else 1, agent.num_primitives, device=device)
         for _ in range(config.eval_max_auctions):
-            chosen = society.act(obs)
+            chosen = agent.act(obs)
             state = obs if env.discrete else torch.ones(episodes, 1, device=device)
-            wins += (state * running[:, None]).t() @ torch.nn.functional.one_hot(chosen, society.num_primitives).float()
+            wins += (state * running[:, None]).t() @ torch.nn.functional.one_hot(chosen, agent.num_primitives).float()
             tr = primitives.apply(env, chosen)
             total += tr.reward * running
             done = (tr.terminated | tr.truncated) & running
@@ -97,7 +98,7 @@ def train(
     callback: Callable[[dict], bool | None] | None = None,
     **overrides,
 ) -> Run:
-    """Train a society on ``env``; ``overrides`` are ``Config`` fields. Returns the finished ``Run``.
+    """Train a society (or a monolithic baseline) on ``env``; ``overrides`` are ``Config`` fields.
 
     ``callback(row)`` is called with every metrics row; returning ``False`` stops training.
     """
@@ -114,25 +115,31 @@ def train(
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     num_primitives = int(probe.action_space.n)
-    society = Society(obs_shape(probe.observation_space), num_primitives, config.redundancy, config.clone,
-                      config.hidden, config.network).to(device)
+    primitives = LiteralActions(num_primitives)
+    vec = make_vec(config.env, config.env_kwargs, config.num_envs, device)
+    shape = obs_shape(probe.observation_space)
+    if config.agent == "society":
+        agent = Society(shape, num_primitives, config.redundancy, config.clone, config.hidden, config.network)
+        collector = Collector(agent.to(device), primitives, vec, config.mechanism, config.gamma, config.dropout,
+                              config.reward_scale, config.reward_shift, seed=config.seed)
+    else:
+        agent = Monolithic(shape, num_primitives, config.hidden, config.network)
+        collector = MonolithicCollector(agent.to(device), primitives, vec, config.gamma, config.gae_lambda,
+                                        config.reward_scale, config.reward_shift, seed=config.seed)
     mdp = finite_mdp(probe)
     q_star = None
     if mdp is not None:
         mdp.reward = config.reward_scale * mdp.reward + config.reward_shift
         q_star = value_iteration(mdp, config.gamma)
-    collector = Collector(society, LiteralActions(num_primitives), make_vec(config.env, config.env_kwargs,
-                          config.num_envs, device), config.mechanism, config.gamma, config.dropout,
-                          config.reward_scale, config.reward_shift, seed=config.seed)
-    learner = PPO(society, policy_lr=config.policy_lr, value_lr=config.value_lr, clip=config.clip,
+    learner = PPO(agent, policy_lr=config.policy_lr, value_lr=config.value_lr, clip=config.clip,
                   entropy=config.entropy, value_l2=config.value_l2, max_grad_norm=config.max_grad_norm,
                   minibatch=config.minibatch, epochs=config.epochs, compile=config.compile)
     steps_per_rollout = math.ceil(config.auction_steps_per_update / config.num_envs)
-    discrete = isinstance(probe.observation_space, gym.spaces.Discrete)  # one-hot states: bids per state
-    visits = torch.zeros(society.spec["obs_shape"][0] if discrete else 0, device=device)
+    bids = config.agent == "society" and isinstance(probe.observation_space, gym.spaces.Discrete)  # per state
+    visits = torch.zeros(shape[0] if bids else 0, device=device)
 
     writer = RunWriter(out, config)
-    run = Run(out, config, society)
+    run = Run(out, config, agent)
     best, last_eval = -math.inf, -1
     start = time.perf_counter()
     bar = tqdm(total=config.steps, unit="step", unit_scale=True, disable=None if progress else True)
@@ -140,16 +147,16 @@ def train(
     def checkpoint(update: int, env_steps: int) -> dict:
         nonlocal best, last_eval
         last_eval = update
-        result = evaluate(society, config, config.eval_episodes, seed=10**6 + config.seed * 1000 + update)
-        payload = {"format": 1, "config": config.to_dict(), "society_spec": society.spec,
-                   "society": society.state_dict(), "update": update, "env_steps": env_steps,
+        result = evaluate(agent, config, config.eval_episodes, seed=10**6 + config.seed * 1000 + update)
+        payload = {"format": 1, "config": config.to_dict(), "agent_spec": agent.spec,
+                   "agent": agent.state_dict(), "update": update, "env_steps": env_steps,
                    "eval_return": result.mean, "ppo": learner.state_dict()}
         writer.checkpoint("last", payload)
         if result.mean >= best:
             best = result.mean
             writer.checkpoint("best", payload)
-        if discrete:
-            writer.bids(bid_rows(society, update, env_steps, visits, q_star, result.wins))
+        if bids:
+            writer.bids(bid_rows(agent, update, env_steps, visits, q_star, result.wins))
         return {"eval_return_mean": result.mean, "eval_return_std": result.std}
 
     update, env_steps, auction_steps = 0, 0, 0
@@ -157,31 +164,33 @@ def train(
     try:
         while env_steps < config.steps:
             t0 = time.perf_counter()
-            rollout = collector.collect(steps_per_rollout)
+            if config.agent == "society":
+                rollout = collector.collect(steps_per_rollout)
+                samples, returns, steps = rollout.samples(agent), rollout.episode_returns, rollout.env_steps
+                not_last = ~rollout.last
+                market = {"winner_utility": rollout.utility.sum(2).mean().item(),
+                          "conservation_residual": rollout.residual[not_last].mean().item() if not_last.any() else 0.0}
+            else:
+                (samples, returns, steps), market = collector.collect(steps_per_rollout), {}
             t1 = time.perf_counter()
             lr_scale = config.lr_decay ** (max(0, update - config.lr_decay_after) // config.lr_decay_every)
-            stats = learner.update(rollout, lr_scale)
+            stats = learner.update(samples, lr_scale)
             t2 = time.perf_counter()
             update += 1
-            env_steps += rollout.env_steps
-            auction_steps += rollout.bids.shape[0] * rollout.bids.shape[1]
-            if discrete:
-                visits += rollout.obs.sum((0, 1))
-            returns = rollout.episode_returns
-            not_last = ~rollout.last
+            env_steps += steps
+            auction_steps += steps_per_rollout * config.num_envs
+            if bids:
+                visits += samples.obs.sum(0)
             row = {
                 "update": update, "env_steps": env_steps, "auction_steps": auction_steps,
                 "wall_s": time.perf_counter() - start, "collect_s": t1 - t0, "update_s": t2 - t1,
-                "env_steps_per_s": rollout.env_steps / (t2 - t0), "episodes": len(returns),
-                **return_stats(returns),
-                "winner_utility": rollout.utility.sum(2).mean().item(),
-                "conservation_residual": (rollout.residual[not_last].mean().item() if not_last.any() else 0.0),
-                "policy_lr": config.policy_lr * lr_scale, **stats,
+                "env_steps_per_s": steps / (t2 - t0), "episodes": len(returns), **return_stats(returns),
+                **market, "policy_lr": config.policy_lr * lr_scale, **stats,
             }
             if update % config.eval_every == 0 or env_steps >= config.steps:
                 row.update(checkpoint(update, env_steps))
             writer.metrics(row)
-            bar.update(rollout.env_steps)
+            bar.update(steps)
             bar.set_postfix(ret=f"{row['return_mean']:.3f}", sps=f"{row['env_steps_per_s']:.0f}")
             if callback is not None and callback(row) is False:
                 break
@@ -192,7 +201,7 @@ def train(
         bar.close()
         writer.close()
     plot_returns(run.metrics, out / "plots" / "returns.png", config.env)
-    if discrete:
+    if bids:
         plot_bids(run.bids, out / "plots" / "bids.png", config.env)
     run.update, run.env_steps = update, env_steps
     return run
