@@ -4,8 +4,8 @@
    paper's hyperparameters (4,096 auction steps per update, minibatch 256, cloned ccv, r = 2),
    eager and with ``compile=True``: env steps/s of collection, of the update, and of both.
 2. Scaling with the number of primitives P = 4, 16, 64, 256 (a P-armed Bandit, r = 2 clones):
-   time per auction with one environment, time per batched auction step over 256 environments,
-   and time per PPO update.
+   time per auction with one environment, time per auction step of 256 environments at once, and
+   time per PPO update (4,096 auction steps: 8,192 samples for each of the P learners).
 
     python benchmarks/throughput.py            # about 3 minutes on 2 cores
 """
@@ -69,8 +69,9 @@ def scaling(primitives: int) -> dict:
     single, _ = setup("societal/Bandit-v0", 1, False, False, arms=primitives)
     batched, ppo = setup("societal/Bandit-v0", 256, False, False, arms=primitives)
     rollout = batched.collect(16)
-    return {"auction_1env_us": best_time(lambda: single.collect(1), 200) * 1e6,
-            "step_256env_us": best_time(lambda: batched.collect(1), 50) * 1e6,
+    # A rollout of n auction steps, divided by n: bids, auction, env step and (amortised) utilities.
+    return {"auction_1env_us": best_time(lambda: single.collect(64), 5) / 64 * 1e6,
+            "step_256env_us": best_time(lambda: batched.collect(16), 5) / 16 * 1e6,
             "update_ms": best_time(lambda: ppo.update(rollout.samples(ppo.agent)), 2) * 1e3}
 
 

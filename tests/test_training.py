@@ -156,3 +156,25 @@ def test_monolithic_ppo_solves_the_chain(tmp_path):
     run = societal.train("societal/Chain-v0", agent="monolithic", steps=200_000, out=tmp_path / "r",
                          **{**LEARN, "policy_lr": 1e-3})
     assert run.metrics.eval_return_mean.dropna().iloc[-1] == pytest.approx(0.8)
+
+
+def test_options_run_side_by_side_until_done_or_the_episode_ends():
+    from societal.environments.vector import make_vec
+    from societal.primitives import Options
+
+    env = make_vec("societal/Chain-v0", {}, 3, torch.device("cpu"))
+    obs = env.reset()
+    # option 0 walks right and never says done; option 1 says done (action 0 = Left) at once;
+    # option 2 walks left and never says done, so only the 20-step time limit ends it
+    script = lambda obs, option: torch.tensor([1, 0, 0])[option]  # noqa: E731
+    options = Options(script, num_options=3, gamma=0.9, done_action=0)
+    options.done_action = -1  # first: no done action at all
+    tr = options.apply(env, obs, torch.tensor([0, 2, 0]))
+    assert tr.duration.tolist() == [5, 20, 5]
+    assert tr.reward.tolist() == pytest.approx([0.9**4 * 0.8, 0.0, 0.9**4 * 0.8])
+    assert tr.env_return.tolist() == pytest.approx([0.8, 0.0, 0.8])
+    assert tr.terminated.tolist() == [True, False, True] and tr.truncated.tolist() == [False, True, False]
+    assert tr.final_obs.argmax(1).tolist() == [5, 0, 5] and tr.obs.argmax(1).tolist() == [0, 0, 0]
+    options.done_action = 0
+    tr = options.apply(env, tr.obs, torch.tensor([1, 0, 1]))
+    assert tr.duration.tolist() == [1, 5, 1] and not tr.truncated.any()

@@ -21,6 +21,11 @@ class Config:
     """Keyword arguments for the environment's constructor."""
     agent: str = "society"
     """``society`` (bidding primitives) or ``monolithic`` (one categorical policy over the primitives)."""
+    options: tuple[str, ...] = ()
+    """Run folders of monolithic runs whose policies become the primitives (frozen options);
+    empty: the environment's actions are the primitives."""
+    option_done_action: int = 6
+    """The action that ends an option (MiniGrid's ``done``); it is taken before the option ends."""
     mechanism: str = "ccv"
     """Auction mechanism: ``v``, ``ccv``, ``bb`` or ``env`` (PAPER.md §1.8)."""
     redundancy: int = 2
@@ -103,6 +108,7 @@ class Config:
         if unknown:
             raise SocietalError(f"unknown config keys {sorted(unknown)}; allowed: {sorted(names)}")
         d = dict(d)
-        if "hidden" in d:
-            d["hidden"] = tuple(d["hidden"])
+        for key in ("hidden", "options"):
+            if key in d:
+                d[key] = tuple(d[key])
         return cls(**d)

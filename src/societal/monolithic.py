@@ -18,16 +18,17 @@ class Monolithic(nn.Module):
     """A categorical policy and a value function over ``num_primitives`` choices."""
 
     def __init__(self, obs_shape: tuple[int, ...] | list[int], num_primitives: int,
-                 hidden: tuple[int, ...] | list[int] = (16,), network: str = "mlp") -> None:
+                 hidden: tuple[int, ...] | list[int] = (16,), network: str = "mlp", num_learners: int = 1) -> None:
         super().__init__()
         self.spec = dict(obs_shape=list(obs_shape), num_primitives=num_primitives, hidden=list(hidden),
                          network=network)
-        self.obs_ndim, self.num_primitives, self.num_learners = len(obs_shape), num_primitives, 1
+        # More than one learner only to run several trained policies in one pass (stacked options).
+        self.obs_ndim, self.num_primitives, self.num_learners = len(obs_shape), num_primitives, num_learners
         # The original's categorical policies have a ReLU before their output layer (MLP([d, 16, A])).
         self.encoder, features, self.value_net = build(network, tuple(obs_shape), tuple(hidden), relu_features=True)
         self.head = StackedMLP([features, num_primitives], relu_layers=0)
         self.split = self.encoder.size + self.head.size
-        self.theta = nn.Parameter(torch.empty(1, self.split + self.value_net.size))
+        self.theta = nn.Parameter(torch.empty(num_learners, self.split + self.value_net.size))
         with torch.no_grad():
             self.encoder.init_(self.theta[:, : self.encoder.size])
             self.head.init_(self.theta[:, self.encoder.size : self.split])
@@ -38,7 +39,7 @@ class Monolithic(nn.Module):
         return self.theta[:, self.split :]
 
     def logits(self, obs: Tensor) -> Tensor:
-        """``[1, B, P]`` at ``obs [B, *obs_shape]`` (or ``[1, B, *obs_shape]``)."""
+        """``[K, B, P]`` at ``obs [B, *obs_shape]`` (or ``[K, B, *obs_shape]``)."""
         batch_dims = obs.dim() - self.obs_ndim
         features = self.encoder(self.theta[:, : self.encoder.size], obs, batch_dims)
         return self.head(self.theta[:, self.encoder.size : self.split], features, 2)
@@ -88,9 +89,9 @@ class MonolithicCollector:
         log = {k: [] for k in ("obs", "action", "reward", "duration", "terminated", "done", "final", "ended")}
         for _ in range(steps):
             action = self.agent.act(self.obs)
-            tr = self.primitives.apply(self.env, action)
+            tr = self.primitives.apply(self.env, self.obs, action)
             done = tr.terminated | tr.truncated
-            self.episode_return += tr.reward
+            self.episode_return += tr.env_return
             for k, v in (("obs", self.obs), ("action", action), ("reward", tr.reward), ("duration", tr.duration),
                          ("terminated", tr.terminated), ("done", done), ("final", tr.final_obs),
                          ("ended", self.episode_return.clone())):

@@ -110,10 +110,12 @@ class TabularVecEnv:
         self.t.zero_()
         return self.eye[self.state]
 
-    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def step(self, action: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         sa = self.state * self.num_actions + action
         reward, terminated, final = self.reward.take(sa), self.terminal.take(sa), self.next_state.take(sa)
-        self.t += 1
+        if mask is not None:  # copies left out stay where they are
+            reward, terminated, final = reward * mask, terminated & mask, torch.where(mask, final, self.state)
+        self.t += 1 if mask is None else mask.long()
         truncated = ~terminated & (self.t >= self.horizon)
         done = terminated | truncated
         self.state = torch.where(done, self.start, final)

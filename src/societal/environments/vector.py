@@ -1,5 +1,5 @@
-"""Batches of environments as tensors: our tabular tasks natively, any other Gymnasium env through
-a ``SyncVectorEnv`` (each copy seeded once with its own stream, reset in the same step)."""
+"""Batches of environments as tensors: our tabular tasks natively in torch, any other Gymnasium env
+as a list of copies (each seeded once with its own stream, reset in the same step)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ class VecEnv(Protocol):
 
     def reset(self, seed: int | None = None) -> Tensor: ...
 
-    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def step(self, action: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """``(next obs, reward, terminated, truncated, final obs)``: a finished copy is already reset, and
-        ``final obs`` is where it ended (``next obs`` elsewhere), for bootstrapping a truncation."""
+        ``final obs`` is where it ended (``next obs`` elsewhere), for bootstrapping a truncation. Copies
+        outside ``mask`` do not step (reward 0, not done)."""
         ...
 
 
@@ -60,31 +61,38 @@ def obs_shape(space: gym.Space, env_id: str = "the environment") -> tuple[int, .
 
 
 class GymVecEnv:
+    """Copies of a Gymnasium env stepped one after another; a finished copy is reset in the same step.
+
+    Copy i is seeded once with ``seed + i`` and keeps its own random stream. ``step`` can leave
+    copies out (``mask``), so options that end at different times can run side by side.
+    """
+
     def __init__(self, env_id: str, kwargs: dict, num_envs: int, device: torch.device) -> None:
         self.num_envs, self.device = num_envs, device
-        self.envs = gym.vector.SyncVectorEnv(
-            [lambda: gym.make(env_id, **kwargs)] * num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
-        )
-        space = self.envs.single_observation_space
+        self.envs = [gym.make(env_id, **kwargs) for _ in range(num_envs)]
+        space = self.envs[0].observation_space
         self.discrete = isinstance(space, gym.spaces.Discrete)
         self.one_hot = torch.eye(space.n, device=device) if self.discrete else None
+        self.obs: list = []
 
-    def _obs(self, obs: np.ndarray) -> Tensor:
+    def _tensor(self, obs: list) -> Tensor:
         if self.one_hot is not None:
             return self.one_hot[torch.as_tensor(obs, device=self.device)]
-        return torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        return torch.as_tensor(np.stack(obs), dtype=torch.float32, device=self.device)
 
     def reset(self, seed: int | None = None) -> Tensor:
-        return self._obs(self.envs.reset(seed=seed)[0])
+        self.obs = [e.reset(seed=None if seed is None else seed + i)[0] for i, e in enumerate(self.envs)]
+        return self._tensor(self.obs)
 
-    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        obs, reward, terminated, truncated, info = self.envs.step(action.cpu().numpy())
-        final = obs.copy()
-        for i in np.flatnonzero(terminated | truncated):
-            final[i] = info["final_obs"][i]
-        t = lambda x, dtype: torch.as_tensor(x, dtype=dtype, device=self.device)  # noqa: E731
-        return (self._obs(obs), t(reward, torch.float32), t(terminated, torch.bool), t(truncated, torch.bool),
-                self._obs(final))
+    def step(self, action: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        n = self.num_envs
+        reward, terminated, truncated = np.zeros(n, np.float32), np.zeros(n, bool), np.zeros(n, bool)
+        final = list(self.obs)
+        for i in range(n) if mask is None else mask.nonzero()[:, 0].tolist():
+            final[i], reward[i], terminated[i], truncated[i], _ = self.envs[i].step(int(action[i]))
+            self.obs[i] = self.envs[i].reset()[0] if terminated[i] or truncated[i] else final[i]
+        t = lambda x: torch.as_tensor(x, device=self.device)  # noqa: E731
+        return self._tensor(self.obs), t(reward), t(terminated), t(truncated), self._tensor(final)
 
 
 def make_vec(env_id: str, kwargs: dict, num_envs: int, device: torch.device) -> VecEnv:

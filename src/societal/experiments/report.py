@@ -45,10 +45,10 @@ def summarize_run(folder: Path, target: float) -> dict:
         for at in BID_ERROR_AT:
             if metrics.env_steps.iloc[-1] >= at * 0.95:
                 b = bids_at(bids, at)
-                w = b.loc[b.groupby("state").mean_bid.idxmax()]
+                best = b.loc[b.groupby("state").q_star.idxmax()]  # the optimal primitive of each state
                 tag = f"{at / 1e6:g}M"
                 row[f"abs_err_all@{tag}"] = round(float((b.mean_bid - b.q_star).abs().mean()), 4)
-                row[f"abs_err_winner@{tag}"] = round(float((w.mean_bid - w.q_star).abs().mean()), 4)
+                row[f"abs_err_optimal@{tag}"] = round(float((best.mean_bid - best.q_star).abs().mean()), 4)
     return row
 
 

@@ -78,9 +78,9 @@ class Collector:
         for _ in range(steps):
             bids = self.society.bid(self.obs)
             winner, first, second = auction(bids, self.active)
-            tr = self.primitives.apply(self.env, self.society.primitive_of[winner])
+            tr = self.primitives.apply(self.env, self.obs, self.society.primitive_of[winner])
             done = tr.terminated | tr.truncated
-            self.episode_return += tr.reward
+            self.episode_return += tr.env_return
             for k, v in (("obs", self.obs), ("bids", bids), ("active", self.active), ("winner", winner),
                          ("first", first), ("second", second), ("reward", tr.reward), ("duration", tr.duration),
                          ("last", done), ("ended_return", self.episode_return.clone())):

@@ -27,9 +27,19 @@ from societal.learning.ppo import PPO
 from societal.learning.rollout import Collector
 from societal.monolithic import Monolithic, MonolithicCollector
 from societal.plots import plot_bids, plot_returns
-from societal.primitives import LiteralActions
+from societal.primitives import LiteralActions, Options
 from societal.run import Run, RunWriter, check_new
 from societal.society import Society
+
+
+def make_primitives(config: Config, num_actions: int, device: torch.device) -> LiteralActions | Options:
+    """The environment's actions, or the frozen options of ``config.options``."""
+    if not config.options:
+        return LiteralActions(num_actions)
+    missing = [p for p in config.options if not (Path(p) / "config.json").is_file()]
+    if missing:
+        raise SocietalError(f"options must be run folders of monolithic runs; not a run folder: {', '.join(missing)}")
+    return Options.from_runs(list(config.options), config.gamma, config.option_done_action, device)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -62,7 +72,7 @@ def evaluate(agent: Society | Monolithic, config: Config, episodes: int, seed: i
     """
     device = next(agent.parameters()).device
     env = make_vec(config.env, config.env_kwargs, episodes, device)
-    primitives = LiteralActions(agent.num_primitives)
+    primitives = make_primitives(config, agent.num_primitives, device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         obs = env.reset(seed=seed)
@@ -74,8 +84,8 @@ def evaluate(agent: Society | Monolithic, config: Config, episodes: int, seed: i
             chosen = agent.act(obs)
             state = obs if env.discrete else torch.ones(episodes, 1, device=device)
             wins += (state * running[:, None]).t() @ torch.nn.functional.one_hot(chosen, agent.num_primitives).float()
-            tr = primitives.apply(env, chosen)
-            total += tr.reward * running
+            tr = primitives.apply(env, obs, chosen)
+            total += tr.env_return * running
             done = (tr.terminated | tr.truncated) & running
             returns = torch.where(done, total, returns)
             running &= ~done
@@ -114,8 +124,8 @@ def train(
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    num_primitives = int(probe.action_space.n)
-    primitives = LiteralActions(num_primitives)
+    primitives = make_primitives(config, int(probe.action_space.n), device)
+    num_primitives = primitives.num_primitives
     vec = make_vec(config.env, config.env_kwargs, config.num_envs, device)
     shape = obs_shape(probe.observation_space)
     if config.agent == "society":
