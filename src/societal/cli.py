@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import shlex
 import subprocess
 import sys
@@ -16,8 +17,9 @@ import pandas as pd
 
 from societal.config import Config
 from societal.errors import SocietalError
-from societal.experiments.paper import PRESETS, commands
+from societal.experiments.paper import EXPERIMENTS, commands
 from societal.mechanisms import MECHANISMS
+from societal.networks import NETWORKS
 
 
 class Parser(argparse.ArgumentParser):
@@ -49,7 +51,14 @@ def build_parser() -> Parser:
     train.add_argument("--clone", action=argparse.BooleanOptionalAction, default=d.clone,
                        help="redundant bidders share weights (cloned society)")
     train.add_argument("--dropout", action=argparse.BooleanOptionalAction, default=d.dropout, help="agent dropout")
+    train.add_argument("--network", choices=NETWORKS, default=d.network, help="bidder / policy architecture")
+    train.add_argument("--options", nargs="+", default=list(d.options), metavar="RUN_DIR",
+                       help="monolithic runs whose policies become the primitives (frozen options)")
+    train.add_argument("--init-from", default=d.init_from, metavar="RUN_DIR",
+                       help="start from this run's best checkpoint (transfer; optimisers start afresh)")
     train.add_argument("--steps", type=int, default=d.steps, help="training budget in environment steps")
+    train.add_argument("--max-auction-steps", type=int, default=d.max_auction_steps,
+                       help="also stop after this many auction steps (0: no limit)")
     train.add_argument("--seed", type=int, default=d.seed)
     train.add_argument("--num-envs", type=int, default=d.num_envs, help="parallel environments")
     train.add_argument("--device", choices=["cpu", "cuda", "auto"], default=d.device)
@@ -75,11 +84,12 @@ def build_parser() -> Parser:
     ev.set_defaults(func=run_eval)
 
     ex = sub.add_parser("experiments", help="print (or run) the paper's commands")
-    ex.add_argument("name", choices=list(PRESETS))
+    ex.add_argument("name", choices=EXPERIMENTS)
     ex.add_argument("--for-real", action="store_true", help="run the commands one after another")
     ex.add_argument("--seeds", type=int, default=1, help="repeat with seeds 0..N-1")
     ex.add_argument("--root", type=Path, default=Path("runs/paper"), help="where the run folders go")
     ex.add_argument("--report", action="store_true", help="summarise the finished run folders instead")
+    ex.add_argument("--scale", type=float, default=1.0, help="multiply every training budget (e.g. 0.01 to try)")
     ex.set_defaults(func=run_experiments)
     return parser
 
@@ -88,9 +98,10 @@ def run_train(args: argparse.Namespace) -> int:
     from societal.learning.trainer import train
 
     overrides = dict(args.set)
-    for key in ("agent", "redundancy", "clone", "dropout", "steps", "seed", "num_envs", "device", "threads", "compile",
-                "reward_scale", "reward_shift", "mechanism"):
-        overrides.setdefault(key, getattr(args, key))
+    for field in dataclasses.fields(Config):  # every Config field that has a flag
+        if field.name != "env" and hasattr(args, field.name):
+            overrides.setdefault(field.name, getattr(args, field.name))
+    overrides["options"] = tuple(overrides["options"])
     run = train(args.env, out=args.out, progress=not args.quiet, env_kwargs=dict(args.env_kwarg), **overrides)
     last = run.metrics.dropna(subset=["eval_return_mean"]).iloc[-1]
     print(f"{run.path}: {run.env_steps} env steps, evaluation return {last.eval_return_mean:.4f} "
@@ -122,7 +133,9 @@ def run_experiments(args: argparse.Namespace) -> int:
         with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 60):
             print(summarize(args.name, args.root).to_string(index=False))
         return 0
-    runs = commands(args.name, args.seeds, args.root)
+    if args.scale <= 0:
+        raise SocietalError(f"--scale must be positive, got {args.scale}")
+    runs = commands(args.name, args.seeds, args.root, args.scale)
     for _, argv in runs:
         print(shlex.join(["societal", *argv]))
     if not args.for_real:

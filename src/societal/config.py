@@ -36,6 +36,10 @@ class Config:
     """Agent dropout: each training episode a random subset of bidders sits out (at least 2 stay)."""
     steps: int = 2_000_000
     """Training budget in environment steps."""
+    max_auction_steps: int = 0
+    """Also stop after this many auction steps (top-level choices; options last several env steps). 0: no limit."""
+    init_from: str = ""
+    """Run folder whose best checkpoint initialises the agent (transfer); optimisers start afresh."""
     seed: int = 0
     num_envs: int = 256
     """Environments collected in parallel."""
@@ -85,6 +89,7 @@ class Config:
         need(self.mechanism in MECHANISMS, f"unknown mechanism {self.mechanism!r}; allowed: {', '.join(MECHANISMS)}")
         need(self.redundancy >= 1, f"redundancy must be at least 1, got {self.redundancy}")
         need(self.steps > 0, f"steps must be positive, got {self.steps}")
+        need(self.max_auction_steps >= 0, f"max_auction_steps must be 0 or positive, got {self.max_auction_steps}")
         need(self.threads >= 1, f"threads must be at least 1, got {self.threads}")
         need(self.num_envs >= 1, f"num_envs must be at least 1, got {self.num_envs}")
         need(self.device in ("cpu", "cuda", "auto"), f"unknown device {self.device!r}; allowed: cpu, cuda, auto")

@@ -28,7 +28,7 @@ METRICS = [
     "update", "env_steps", "auction_steps", "wall_s", "collect_s", "update_s", "env_steps_per_s",
     "episodes", "return_mean", "return_std", "return_min", "return_max", "winner_utility",
     "conservation_residual", "value_loss", "policy_entropy", "clip_fraction", "policy_lr",
-    "eval_return_mean", "eval_return_std",
+    "eval_return_mean", "eval_return_std", "eval_success_rate",
 ]
 BIDS = ["update", "env_steps", "state", "learner", "primitive", "mean_bid", "std_bid", "q_star", "win_rate"]
 CHECKPOINT_KEYS = {"format", "config", "agent_spec", "agent", "update", "env_steps", "eval_return"}

@@ -1,4 +1,8 @@
-"""The paper's experiments as ``societal train`` commands (the original's ``runner.py --bandit`` etc.)."""
+"""The paper's experiments as ``societal train`` commands (the original's ``runner.py --bandit`` etc.).
+
+Every run goes to ``<root>/<experiment>/<condition>/seed<k>``; TwoRooms is a pipeline whose later
+stages name the folders of the earlier ones, so nothing has to be filled in by hand.
+"""
 
 from __future__ import annotations
 
@@ -21,15 +25,50 @@ PRESETS: dict[str, tuple[str, int, list[tuple[str, list[str]]]]] = {
         ("cloned-ccv", ["--mechanism", "ccv"]),
     ]),
 }
+EXPERIMENTS = [*PRESETS, "tworooms"]
+
+# TwoRooms (PAPER.md §2.4): budgets of each stage.
+OPTION_STEPS = 1_000_000  # env steps to pre-train each sub-policy
+GREEN_AUCTIONS, FLAT_STEPS, BLUE_AUCTIONS = 500_000, 2_000_000, 200_000
+UNLIMITED = 10**12
 
 
-def commands(name: str, seeds: int, root: Path) -> list[tuple[Path, list[str]]]:
-    """``(output folder, argv after 'societal')`` of every run of experiment ``name``, for seeds 0..seeds-1."""
+def tworooms(seed: int, root: Path, scale: float) -> list[tuple[Path, list[str]]]:
+    """Pre-train the three options, train the society and both baselines on Green, transfer to Blue."""
+    def n(steps: int) -> str:
+        return str(max(1, int(steps * scale)))
+
+    def folder(condition: str) -> Path:
+        return root / "tworooms" / condition / f"seed{seed}"
+
+    common = ["--network", "minigrid_cnn", "--seed", str(seed)]
+    runs = [(folder(f"option-{goal}"), ["train", f"societal/{name}GoalTwoRooms-v0", "--agent", "monolithic",
+                                        "--steps", n(OPTION_STEPS)])
+            for goal, name in (("red", "Red"), ("green", "Green"), ("blue", "Blue"))]
+    options = ["--options", *(str(f) for f, _ in runs)]
+    for task, auctions in (("green", GREEN_AUCTIONS), ("blue", BLUE_AUCTIONS)):
+        env = f"societal/{task.capitalize()}TwoRooms-v0"
+        for agent, condition in (("society", f"{task}-society"), ("monolithic", f"{task}-hierarchical")):
+            transfer = ["--init-from", str(folder(f"green-{condition.split('-')[1]}"))] if task == "blue" else []
+            runs.append((folder(condition), ["train", env, "--agent", agent, *options, *transfer,
+                                             "--max-auction-steps", n(auctions), "--steps", str(UNLIMITED)]))
+        if task == "green":
+            runs.append((folder("green-flat"), ["train", env, "--agent", "monolithic", "--steps", n(FLAT_STEPS)]))
+    return [(f, [*argv, *common, "--out", str(f)]) for f, argv in runs]
+
+
+def commands(name: str, seeds: int, root: Path, scale: float = 1.0) -> list[tuple[Path, list[str]]]:
+    """``(output folder, argv after 'societal')`` of every run of experiment ``name``, for seeds 0..seeds-1.
+
+    ``scale`` multiplies every training budget (e.g. 0.01 for a quick try of the whole pipeline).
+    """
+    if name == "tworooms":
+        return [run for seed in range(seeds) for run in tworooms(seed, root, scale)]
     env, steps, conditions = PRESETS[name]
     out = []
     for seed in range(seeds):
         for condition, flags in conditions:
             folder = root / name / condition / f"seed{seed}"
-            out.append((folder, ["train", env, *flags, "--steps", str(steps), "--seed", str(seed), "--compile",
-                                 "--out", str(folder)]))
+            out.append((folder, ["train", env, *flags, "--steps", str(max(1, int(steps * scale))),
+                                 "--seed", str(seed), "--compile", "--out", str(folder)]))
     return out

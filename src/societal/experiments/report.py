@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -53,7 +54,79 @@ def summarize_run(folder: Path, target: float) -> dict:
 
 
 def summarize(name: str, root: Path) -> pd.DataFrame:
+    if name == "tworooms":
+        return summarize_tworooms(root)
     folders = sorted(p.parent for p in (root / name).glob("*/seed*/metrics.csv"))
     if not folders:
         raise SocietalError(f"no runs of {name!r} under {root / name}; run them with --for-real first")
     return pd.DataFrame([summarize_run(f, TARGET[name]) for f in folders])
+
+
+def tworooms_target(condition: str) -> tuple[str, float]:
+    """The measure and the level the issue asks of each TwoRooms stage."""
+    if condition.startswith("option"):
+        return "eval_success_rate", 0.9
+    return "eval_return_mean", 0.65 if condition.startswith("green") else 0.55
+
+
+def summarize_tworooms(root: Path) -> pd.DataFrame:
+    rows = []
+    for folder in sorted(p.parent for p in (root / "tworooms").glob("*/seed*/metrics.csv")):
+        metrics = pd.read_csv(folder / "metrics.csv")
+        ev = metrics.dropna(subset=["eval_return_mean"])
+        measure, level = tworooms_target(folder.parent.name)
+        hit = ev[ev[measure] >= level]
+        rows.append({
+            "run": f"{folder.parent.name}/{folder.name}", "env_steps": int(metrics.env_steps.iloc[-1]),
+            "auction_steps": int(metrics.auction_steps.iloc[-1]), "wall_s": round(float(metrics.wall_s.iloc[-1])),
+            "eval_return": round(float(ev.eval_return_mean.iloc[-1]), 3),
+            "best_eval_return": round(float(ev.eval_return_mean.max()), 3),
+            "success_rate": round(float(ev.eval_success_rate.iloc[-1]), 3), "target": f"{measure[5:]} >= {level}",
+            "auction_steps_to_target": int(hit.auction_steps.iloc[0]) if len(hit) else None,
+            "env_steps_to_target": int(hit.env_steps.iloc[0]) if len(hit) else None,
+        })
+    if not rows:
+        raise SocietalError(f"no runs of 'tworooms' under {root / 'tworooms'}; run them with --for-real first")
+    plot_tworooms(root / "tworooms")
+    return pd.DataFrame(rows)
+
+
+def plot_tworooms(folder: Path) -> None:
+    """Median and 10–90 % band over seeds of each condition, against env steps and auction steps, and the
+    histogram of per-weight change during transfer (PAPER.md §2.4)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+
+    from societal.plots import _save
+
+    for task in ("green", "blue"):
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for condition in sorted(p.name for p in folder.glob(f"{task}-*")):
+            files = folder.glob(f"{condition}/seed*/metrics.csv")
+            evals = [pd.read_csv(f).dropna(subset=["eval_return_mean"]) for f in files]
+            for ax, x in zip(axes, ("env_steps", "auction_steps")):
+                grid = np.linspace(0, min(e[x].max() for e in evals), 100)
+                curves = np.stack([np.interp(grid, e[x], e.eval_return_mean) for e in evals])
+                low, mid, high = np.percentile(curves, [10, 50, 90], axis=0)
+                ax.plot(grid, mid, label=f"{condition} ({len(evals)} seeds)")
+                ax.fill_between(grid, low, high, alpha=0.2, lw=0)
+                ax.set(xlabel=x.replace("_", " "), ylabel="evaluation return", title=f"{task.capitalize()}TwoRooms")
+        axes[0].legend(fontsize=8)
+        _save(fig, folder / f"{task}.png")
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for condition in ("society", "hierarchical"):
+        changes = []
+        for run in folder.glob(f"blue-{condition}/seed*"):
+            parent = json.loads((run / "config.json").read_text())["init_from"]
+            before = torch.load(Path(parent) / "checkpoints" / "best.pt", weights_only=True)["agent"]["theta"]
+            after = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["agent"]["theta"]
+            changes.append((after - before).abs().flatten())
+        if changes:
+            change = torch.cat(changes).numpy()
+            ax.hist(change, bins=np.arange(0, 0.04, 0.001), weights=np.full(len(change), 100 / len(change)),
+                    alpha=0.6, label=f"{condition}: {100 * (change < 0.001).mean():.0f}% below 0.001")
+    ax.set(xlabel="|Δw| during transfer", ylabel="% of weights", title="How weights changed during transfer")
+    ax.legend(fontsize=8)
+    _save(fig, folder / "transfer_weight_change.png")

@@ -28,7 +28,8 @@ from societal.learning.rollout import Collector
 from societal.monolithic import Monolithic, MonolithicCollector
 from societal.plots import plot_bids, plot_returns
 from societal.primitives import LiteralActions, Options
-from societal.run import Run, RunWriter, check_new
+from societal.qualitative import episode_strip
+from societal.run import Run, RunWriter, check_new, load
 from societal.society import Society
 
 
@@ -53,6 +54,7 @@ def resolve_device(name: str) -> torch.device:
 @dataclass
 class Evaluation:
     returns: Tensor  # [episodes] undiscounted
+    terminated: Tensor  # [episodes] bool: reached a terminal state (TwoRooms: succeeded), not cut by time
     wins: Tensor  # [S, P] auctions won per primitive in each one-hot state (S = 1 for other observations)
 
     @property
@@ -79,6 +81,7 @@ def evaluate(agent: Society | Monolithic, config: Config, episodes: int, seed: i
         total = torch.zeros(episodes, device=device)
         returns = torch.full((episodes,), math.nan, device=device)
         running = torch.ones(episodes, dtype=torch.bool, device=device)
+        terminated = torch.zeros(episodes, dtype=torch.bool, device=device)
         wins = torch.zeros(obs.shape[1] if env.discrete else 1, agent.num_primitives, device=device)
         for _ in range(config.eval_max_auctions):
             chosen = agent.act(obs)
@@ -88,11 +91,12 @@ def evaluate(agent: Society | Monolithic, config: Config, episodes: int, seed: i
             total += tr.env_return * running
             done = (tr.terminated | tr.truncated) & running
             returns = torch.where(done, total, returns)
+            terminated |= done & tr.terminated
             running &= ~done
             if not running.any():
                 break
             obs = tr.obs
-    return Evaluation(torch.where(running, total, returns).cpu(), wins.cpu())
+    return Evaluation(torch.where(running, total, returns).cpu(), terminated.cpu(), wins.cpu())
 
 
 def default_out(config: Config) -> Path:
@@ -136,6 +140,12 @@ def train(
         agent = Monolithic(shape, num_primitives, config.hidden, config.network)
         collector = MonolithicCollector(agent.to(device), primitives, vec, config.gamma, config.gae_lambda,
                                         config.reward_scale, config.reward_shift, seed=config.seed)
+    if config.init_from:
+        parent = load(config.init_from)
+        if type(parent.agent) is not type(agent) or parent.agent.spec != agent.spec:
+            raise SocietalError(f"cannot transfer from {config.init_from}: its agent ({parent.agent.spec}) differs "
+                                f"from this one ({agent.spec})")
+        agent.load_state_dict(parent.agent.state_dict())
     mdp = finite_mdp(probe)
     q_star = None
     if mdp is not None:
@@ -167,12 +177,16 @@ def train(
             writer.checkpoint("best", payload)
         if bids:
             writer.bids(bid_rows(agent, update, env_steps, visits, q_star, result.wins))
-        return {"eval_return_mean": result.mean, "eval_return_std": result.std}
+        return {"eval_return_mean": result.mean, "eval_return_std": result.std,
+                "eval_success_rate": result.terminated.float().mean().item()}
 
     update, env_steps, auction_steps = 0, 0, 0
     writer.metrics({"update": 0, "env_steps": 0, "auction_steps": 0, "wall_s": 0.0, **checkpoint(0, 0)})
     try:
-        while env_steps < config.steps:
+        def finished() -> bool:
+            return env_steps >= config.steps or 0 < config.max_auction_steps <= auction_steps
+
+        while not finished():
             t0 = time.perf_counter()
             if config.agent == "society":
                 rollout = collector.collect(steps_per_rollout)
@@ -197,7 +211,7 @@ def train(
                 "env_steps_per_s": steps / (t2 - t0), "episodes": len(returns), **return_stats(returns),
                 **market, "policy_lr": config.policy_lr * lr_scale, **stats,
             }
-            if update % config.eval_every == 0 or env_steps >= config.steps:
+            if update % config.eval_every == 0 or finished():
                 row.update(checkpoint(update, env_steps))
             writer.metrics(row)
             bar.update(steps)
@@ -213,6 +227,8 @@ def train(
     plot_returns(run.metrics, out / "plots" / "returns.png", config.env)
     if bids:
         plot_bids(run.bids, out / "plots" / "bids.png", config.env)
+    if len(shape) == 3:  # image observations: show an evaluation episode
+        episode_strip(run, out / "qualitative" / "episode.png")
     run.update, run.env_steps = update, env_steps
     return run
 

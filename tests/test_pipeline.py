@@ -1,0 +1,44 @@
+"""The TwoRooms pipeline end to end at a tiny budget: options, society and baselines, transfer, report."""
+
+import torch
+
+import societal
+from societal.cli import main
+from societal.experiments.paper import commands
+from societal.experiments.report import summarize
+
+TINY = ["--num-envs", "8", "--quiet", "--set", "auction_steps_per_update=64", "--set", "minibatch=32",
+        "--set", "eval_episodes=4", "--set", "eval_every=1"]
+
+
+def test_every_stage_of_the_tworooms_pipeline_runs(tmp_path, capsys):
+    runs = commands("tworooms", 1, tmp_path, scale=0.0002)
+    assert [f.parent.name for f, _ in runs] == ["option-red", "option-green", "option-blue", "green-society",
+                                                "green-hierarchical", "green-flat", "blue-society", "blue-hierarchical"]
+    for folder, argv in runs:
+        assert main(argv + TINY) == 0, folder
+    root = tmp_path / "tworooms"
+    society = societal.load(root / "green-society" / "seed0")
+    assert society.agent.num_primitives == 3 and len(society.config.options) == 3  # one primitive per option
+    m = society.metrics
+    assert (m.env_steps > m.auction_steps).iloc[-1]  # an option lasts several env steps
+    assert (root / "green-society" / "seed0" / "qualitative" / "episode.png").is_file()
+    # transfer starts from the parent's best weights
+    blue = societal.load(root / "blue-society" / "seed0", "best")
+    assert blue.config.init_from == str(root / "green-society" / "seed0")
+    report = summarize("tworooms", tmp_path)
+    assert len(report) == 8 and {"auction_steps_to_target", "success_rate"} <= set(report.columns)
+    for plot in ("green.png", "blue.png", "transfer_weight_change.png"):
+        assert (root / plot).is_file()
+
+
+def test_transfer_loads_the_parent_weights(tmp_path):
+    parent = societal.train("societal/Chain-v0", steps=8192, out=tmp_path / "parent", progress=False)
+    child = societal.train("societal/Chain-v0", steps=1, seed=1, out=tmp_path / "child", progress=False,
+                           init_from=str(parent.path))
+    best = torch.load(parent.path / "checkpoints" / "best.pt", weights_only=True)["agent"]["theta"]
+    split = child.agent.split
+    # one update at the paper's policy learning rate (4e-5) moves the policy by at most 32 · 4e-5
+    assert (child.agent.theta[:, :split] - best[:, :split]).abs().max() < 2e-3
+    fresh = societal.Society((6,), 2)
+    assert (fresh.theta[:, :split] - best[:, :split]).abs().max() > 0.1
