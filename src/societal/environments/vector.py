@@ -99,4 +99,10 @@ def make_vec(env_id: str, kwargs: dict, num_envs: int, device: torch.device) -> 
     env = make(env_id, **kwargs)
     if isinstance(env.unwrapped, TabularEnv):
         return TabularVecEnv(env.unwrapped, num_envs, device)
+    # TwoRooms natively in torch (imported only then: no minigrid otherwise); rendering (render_mode, as in
+    # qualitative.py) needs GymVecEnv's real MiniGrid envs, so it keeps GymVecEnv
+    if type(env.unwrapped).__module__ == "societal.environments.tworooms" and kwargs.get("render_mode") is None:
+        from societal.environments.tworooms_vec import TwoRoomsVecEnv
+
+        return TwoRoomsVecEnv(env.unwrapped, num_envs, device)
     return GymVecEnv(env_id, kwargs, num_envs, device)
