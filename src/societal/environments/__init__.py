@@ -24,4 +24,7 @@ for _name, (_room, _goal) in {
             kwargs={"start_room": _room, "goal": _goal},
         )
 
+if "societal/MentalRotation-v0" not in gym.registry:  # MNIST and the classifier load only when it is made
+    gym.register(id="societal/MentalRotation-v0", entry_point="societal.environments.mental_rotation:MentalRotation")
+
 __all__ = ["Bandit", "Chain", "Duality", "FiniteMDP", "TabularEnv", "finite_mdp", "value_iteration"]

@@ -96,13 +96,19 @@ class GymVecEnv:
 
 
 def make_vec(env_id: str, kwargs: dict, num_envs: int, device: torch.device) -> VecEnv:
+    """Our tasks run natively in torch; any other env (or a rendering one) as a ``GymVecEnv``."""
     env = make(env_id, **kwargs)
+    module = type(env.unwrapped).__module__
     if isinstance(env.unwrapped, TabularEnv):
         return TabularVecEnv(env.unwrapped, num_envs, device)
-    # TwoRooms natively in torch (imported only then: no minigrid otherwise); rendering (render_mode, as in
-    # qualitative.py) needs GymVecEnv's real MiniGrid envs, so it keeps GymVecEnv
-    if type(env.unwrapped).__module__ == "societal.environments.tworooms" and kwargs.get("render_mode") is None:
+    # Imported only here, so that other tasks never import minigrid or load MNIST; rendering (qualitative.py)
+    # needs the real MiniGrid envs of a GymVecEnv.
+    if module == "societal.environments.tworooms" and kwargs.get("render_mode") is None:
         from societal.environments.tworooms_vec import TwoRoomsVecEnv
 
         return TwoRoomsVecEnv(env.unwrapped, num_envs, device)
+    if module == "societal.environments.mental_rotation":
+        from societal.environments.mental_rotation import MentalRotationVecEnv
+
+        return MentalRotationVecEnv(env.unwrapped, num_envs, device)
     return GymVecEnv(env_id, kwargs, num_envs, device)

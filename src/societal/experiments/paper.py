@@ -9,26 +9,31 @@ from __future__ import annotations
 from pathlib import Path
 
 # name → (env id, env steps, [(condition, extra flags)])
+MNIST = ["--network", "mnist_cnn", "--eval-env-kwarg", "split=test", "--set", "eval_every=5"]
 PRESETS: dict[str, tuple[str, int, list[tuple[str, list[str]]]]] = {
     "bandit": ("societal/Bandit-v0", 5_000_000, [
-        ("cloned-ccv", ["--mechanism", "ccv", "--dropout"]),
-        ("solitary-v", ["--mechanism", "v", "--redundancy", "1", "--dropout"]),
-        ("first-price", ["--mechanism", "bb", "--dropout"]),
-        ("env-reward", ["--mechanism", "env", "--dropout"]),
+        ("cloned-ccv", ["--mechanism", "ccv", "--dropout", "--compile"]),
+        ("solitary-v", ["--mechanism", "v", "--redundancy", "1", "--dropout", "--compile"]),
+        ("first-price", ["--mechanism", "bb", "--dropout", "--compile"]),
+        ("env-reward", ["--mechanism", "env", "--dropout", "--compile"]),
     ]),
     "chain": ("societal/Chain-v0", 10_000_000, [
-        ("cloned-ccv", ["--mechanism", "ccv"]),
-        ("cloned-bb", ["--mechanism", "bb"]),
-        ("cloned-v", ["--mechanism", "v"]),
+        ("cloned-ccv", ["--mechanism", "ccv", "--compile"]),
+        ("cloned-bb", ["--mechanism", "bb", "--compile"]),
+        ("cloned-v", ["--mechanism", "v", "--compile"]),
     ]),
     "duality": ("societal/Duality-v0", 3_000_000, [
-        ("cloned-ccv", ["--mechanism", "ccv"]),
+        ("cloned-ccv", ["--mechanism", "ccv", "--compile"]),
+    ]),
+    "mental-rotation": ("societal/MentalRotation-v0", 2_000_000, [
+        ("cloned-ccv", ["--mechanism", "ccv", *MNIST]),
+        ("monolithic", ["--agent", "monolithic", *MNIST]),
     ]),
 }
 EXPERIMENTS = [*PRESETS, "tworooms"]
 
 # TwoRooms (PAPER.md §2.4): budgets of each stage.
-OPTION_STEPS = 1_000_000  # env steps to pre-train each sub-policy
+OPTION_STEPS = 2_000_000  # env steps to pre-train each sub-policy
 GREEN_AUCTIONS, FLAT_STEPS, BLUE_AUCTIONS = 500_000, 2_000_000, 200_000
 UNLIMITED = 10**12
 
@@ -70,5 +75,5 @@ def commands(name: str, seeds: int, root: Path, scale: float = 1.0) -> list[tupl
         for condition, flags in conditions:
             folder = root / name / condition / f"seed{seed}"
             out.append((folder, ["train", env, *flags, "--steps", str(max(1, int(steps * scale))),
-                                 "--seed", str(seed), "--compile", "--out", str(folder)]))
+                                 "--seed", str(seed), "--out", str(folder)]))
     return out

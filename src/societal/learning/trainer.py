@@ -28,7 +28,7 @@ from societal.learning.rollout import Collector
 from societal.monolithic import Monolithic, MonolithicCollector
 from societal.plots import plot_bids, plot_returns
 from societal.primitives import LiteralActions, Options
-from societal.qualitative import episode_strip
+from societal.qualitative import episode_strip, mental_rotation_report
 from societal.run import Run, RunWriter, check_new, load
 from societal.society import Society
 
@@ -73,7 +73,7 @@ def evaluate(agent: Society | Monolithic, config: Config, episodes: int, seed: i
     An episode still running after ``config.eval_max_auctions`` auctions counts with its return so far.
     """
     device = next(agent.parameters()).device
-    env = make_vec(config.env, config.env_kwargs, episodes, device)
+    env = make_vec(config.env, {**config.env_kwargs, **config.eval_env_kwargs}, episodes, device)
     primitives = make_primitives(config, agent.num_primitives, device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
@@ -227,7 +227,9 @@ def train(
     plot_returns(run.metrics, out / "plots" / "returns.png", config.env)
     if bids:
         plot_bids(run.bids, out / "plots" / "bids.png", config.env)
-    if len(shape) == 3:  # image observations: show an evaluation episode
+    if config.env == "societal/MentalRotation-v0":
+        mental_rotation_report(run, out / "qualitative")
+    elif len(shape) == 3:  # image observations: show an evaluation episode
         episode_strip(run, out / "qualitative" / "episode.png")
     run.update, run.env_steps = update, env_steps
     return run
