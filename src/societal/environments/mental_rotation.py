@@ -14,6 +14,7 @@ training split, evaluation the test split (``split="test"``).
 
 from __future__ import annotations
 
+import copy
 import math
 
 import gymnasium as gym
@@ -101,7 +102,8 @@ class MentalRotationVecEnv:
     discrete = False
 
     def __init__(self, env: MentalRotation, num_envs: int, device: torch.device) -> None:
-        self.num_envs, self.device, self.classifier = num_envs, device, env.classifier
+        self.num_envs, self.device = num_envs, device
+        self.classifier = copy.deepcopy(env.classifier).to(device)
         self.digits = torch.tensor(np.asarray(env.digits), device=device)  # a copy: the loader's arrays are read-only
         self.labels = torch.tensor(np.asarray(env.labels), device=device)
         self.generator = torch.Generator(device=device)

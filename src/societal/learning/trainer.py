@@ -101,7 +101,8 @@ def evaluate(agent: Society | Monolithic, config: Config, episodes: int, seed: i
 
 def default_out(config: Config) -> Path:
     name = config.env.replace("/", "-")
-    return Path("runs") / f"{name}_{config.mechanism}_seed{config.seed}_{datetime.now():%Y%m%d-%H%M%S}"
+    kind = config.mechanism if config.agent == "society" else config.agent
+    return Path("runs") / f"{name}_{kind}_seed{config.seed}_{datetime.now():%Y%m%d-%H%M%S}"
 
 
 def train(
