@@ -130,3 +130,12 @@ def test_a_short_training_run_writes_the_function_table_and_strips(mnist_dir, tm
     total = table[list(FUNCTIONS)].sum(axis=1)  # win frequencies of a row sum to 1 (0: no episode had it)
     assert ((total - 1).abs() < 0.01).sum() + (total == 0).sum() == len(table)
     assert (run.path / "qualitative" / "episode_0.png").is_file()
+
+
+def test_the_oracle_report_scores_each_order(mnist_dir, tmp_path, monkeypatch):
+    from societal.experiments.report import mental_rotation_oracle
+
+    monkeypatch.setenv("SOCIETAL_CACHE", str(tmp_path / "cache"))
+    scores = mental_rotation_oracle(mnist_dir)
+    assert set(scores) == {"centred", "distorted", "right_order", "wrong_order"}
+    assert all(0 <= v <= 1 for v in scores.values())

@@ -151,6 +151,10 @@ def run_experiments(args: argparse.Namespace) -> int:
 
         with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 60):
             print(summarize(args.name, args.root).to_string(index=False))
+        if args.name == "mental-rotation":
+            from societal.experiments.report import mental_rotation_oracle
+
+            print("classifier accuracy on test digits:", {k: round(v, 4) for k, v in mental_rotation_oracle().items()})
         return 0
     if args.scale <= 0:
         raise SocietalError(f"--scale must be positive, got {args.scale}")
