@@ -8,19 +8,14 @@ import torch
 
 pytest.importorskip("minigrid")
 
+from test_tworooms import DONE, FORWARD, IDS, LEFT, PICKUP, RIGHT, TOGGLE
+
 import societal.environments  # noqa: F401  (registers the ids)
 from societal.environments.tworooms import TwoRooms
 from societal.environments.tworooms_vec import TwoRoomsVecEnv, state_index
 from societal.environments.vector import GymVecEnv, make_vec
 
-IDS = {  # id -> (start room, goal)
-    "societal/RedGoalTwoRooms-v0": (0, "red"),
-    "societal/GreenGoalTwoRooms-v0": (1, "green"),
-    "societal/BlueGoalTwoRooms-v0": (1, "blue"),
-    "societal/GreenTwoRooms-v0": (0, "green"),
-    "societal/BlueTwoRooms-v0": (0, "blue"),
-}
-LEFT, RIGHT, FORWARD, PICKUP, DROP, TOGGLE, DONE = range(7)
+DROP = 4
 CPU = torch.device("cpu")
 CELLS = [(x, y) for x in (1, 2, 3, 5, 6, 7) for y in (1, 2, 3)]  # both rooms; the door cell only when open
 REACHABLE = [(*c, d, o) for c in CELLS for d in range(4) for o in (0, 1)] + [(4, 2, d, 1) for d in range(4)]
