@@ -14,10 +14,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from torch import Tensor
 
 from societal.environments.vector import make_vec
+from societal.monolithic import Monolithic
 from societal.run import Run
 from societal.society import Society
+
+
+def choose(agent: Society | Monolithic, obs: Tensor) -> tuple[Tensor, Tensor]:
+    """``(scores, choice)`` at ``obs``: every bidder's bid and the winner's primitive (a society), or each
+    primitive's probability and a sampled one (a monolithic policy)."""
+    if isinstance(agent, Society):
+        bids = agent.bid(obs)
+        return bids, agent.primitive_of[bids.argmax(1)]
+    probs = torch.softmax(agent.logits(obs)[0], -1)
+    return probs, torch.multinomial(probs, 1)[:, 0]
 
 
 @torch.no_grad()
@@ -35,14 +47,9 @@ def episode_strip(run: Run, path: Path, seed: int = 0, max_auctions: int = 12) -
         obs = env.reset(seed=seed)
         for _ in range(max_auctions):
             frame = env.envs[0].render()
-            if isinstance(agent, Society):
-                scores = agent.bid(obs)[0]
-                chosen = agent.primitive_of[scores.argmax()].view(1)
-            else:
-                scores = torch.softmax(agent.logits(obs)[0, 0], -1)
-                chosen = torch.distributions.Categorical(probs=scores).sample().view(1)
+            scores, chosen = choose(agent, obs)
             tr = primitives.apply(env, obs, chosen)
-            panels.append((frame, scores.cpu().numpy(), int(chosen), float(tr.env_return), int(tr.duration)))
+            panels.append((frame, scores[0].cpu().numpy(), int(chosen), float(tr.env_return), int(tr.duration)))
             obs = tr.obs
             if tr.terminated.any() or tr.truncated.any():
                 break
@@ -80,8 +87,7 @@ def mental_rotation_report(run: Run, folder: Path, episodes: int = 1000, strips:
         distortion, label = env.distortion.clone(), env.label.clone()
         choices, bids = [], []
         for _ in range(2):
-            b = agent.bid(images[-1]) if isinstance(agent, Society) else torch.softmax(agent.logits(images[-1])[0], -1)
-            choice = agent.primitive_of[b.argmax(1)] if isinstance(agent, Society) else torch.multinomial(b, 1)[:, 0]
+            b, choice = choose(agent, images[-1])
             _, reward, _, _, final = env.step(choice)
             choices.append(choice)
             bids.append(b)

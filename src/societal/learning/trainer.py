@@ -67,14 +67,15 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(agent: Society | Monolithic, config: Config, episodes: int, seed: int) -> Evaluation:
+def evaluate(agent: Society | Monolithic, config: Config, episodes: int, seed: int,
+             primitives: LiteralActions | Options | None = None) -> Evaluation:
     """One episode in each of ``episodes`` environments; every bidder takes part, bids are sampled.
 
     An episode still running after ``config.eval_max_auctions`` auctions counts with its return so far.
     """
     device = next(agent.parameters()).device
     env = make_vec(config.env, {**config.env_kwargs, **config.eval_env_kwargs}, episodes, device)
-    primitives = make_primitives(config, agent.num_primitives, device)
+    primitives = primitives or make_primitives(config, agent.num_primitives, device)  # options: read once
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         obs = env.reset(seed=seed)
@@ -168,7 +169,7 @@ def train(
     def checkpoint(update: int, env_steps: int) -> dict:
         nonlocal best, last_eval
         last_eval = update
-        result = evaluate(agent, config, config.eval_episodes, seed=10**6 + config.seed * 1000 + update)
+        result = evaluate(agent, config, config.eval_episodes, 10**6 + config.seed * 1000 + update, primitives)
         payload = {"format": 1, "config": config.to_dict(), "agent_spec": agent.spec,
                    "agent": agent.state_dict(), "update": update, "env_steps": env_steps,
                    "eval_return": result.mean, "ppo": learner.state_dict()}
