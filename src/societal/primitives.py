@@ -80,8 +80,10 @@ class Options:
         reward, env_return, duration = (torch.zeros(b, device=device) for _ in range(3))
         terminated, truncated = (torch.zeros(b, dtype=torch.bool, device=device) for _ in range(2))
         final_obs = obs.clone()
+        action = torch.zeros(b, dtype=torch.long, device=device)
         while running.any():
-            action = self.policy(obs, chosen)
+            idx = running.nonzero().squeeze(1)  # only the options still acting: most end long before the last
+            action[idx] = self.policy(obs[idx], chosen[idx])
             obs, r, term, trunc, final = env.step(action, running)
             reward += self.gamma**duration * r
             env_return += r
