@@ -4,7 +4,7 @@ import torch
 
 import societal
 from societal.cli import main
-from societal.experiments.paper import commands
+from societal.experiments.paper import commands, run_all
 from societal.experiments.report import summarize
 
 TINY = ["--num-envs", "8", "--quiet", "--set", "auction_steps_per_update=64", "--set", "minibatch=32",
@@ -42,3 +42,14 @@ def test_transfer_loads_the_parent_weights(tmp_path):
     assert (child.agent.theta[:, :split] - best[:, :split]).abs().max() < 2e-3
     fresh = societal.Society((6,), 2)
     assert (fresh.theta[:, :split] - best[:, :split]).abs().max() > 0.1
+
+
+def test_run_all_starts_a_run_only_after_the_runs_it_reads(tmp_path, capfd):
+    bad, good = tmp_path / "bad", tmp_path / "good"
+    runs = [(bad, ["train", "no/Such-v0", "--out", str(bad)]),  # fails: exit 2
+            (good, ["experiments", "duality", "--root", str(good)]),  # independent: runs
+            (tmp_path / "child", ["experiments", "bandit", "--root", str(bad)])]  # reads the failed run: skipped
+    assert run_all(runs, jobs=2) == 2
+    out = capfd.readouterr()
+    assert "no/Such-v0" in out.err and "Duality-v0" in out.out and "Bandit-v0" not in out.out
+    assert run_all(runs[1:], jobs=1) == 0 and "Bandit-v0" in capfd.readouterr().out

@@ -9,7 +9,6 @@ import argparse
 import ast
 import dataclasses
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pandas as pd
 
 from societal.config import Config
 from societal.errors import SocietalError
-from societal.experiments.paper import EXPERIMENTS, commands
+from societal.experiments.paper import EXPERIMENTS, commands, run_all
 from societal.mechanisms import MECHANISMS
 from societal.networks import NETWORKS
 
@@ -93,7 +92,9 @@ def build_parser() -> Parser:
 
     ex = sub.add_parser("experiments", help="print (or run) the paper's commands")
     ex.add_argument("name", choices=EXPERIMENTS)
-    ex.add_argument("--for-real", action="store_true", help="run the commands one after another")
+    ex.add_argument("--for-real", action="store_true", help="run the commands")
+    ex.add_argument("--jobs", type=int, default=1,
+                    help="runs at once (a run waits for the runs it reads, e.g. its options); 2 on a 2-core machine")
     ex.add_argument("--seeds", type=int, default=1, help="repeat with seeds 0..N-1")
     ex.add_argument("--root", type=Path, default=Path("runs/paper"), help="where the run folders go")
     ex.add_argument("--report", action="store_true", help="summarise the finished run folders instead")
@@ -156,8 +157,8 @@ def run_experiments(args: argparse.Namespace) -> int:
 
             print("classifier accuracy on test digits:", {k: round(v, 4) for k, v in mental_rotation_oracle().items()})
         return 0
-    if args.scale <= 0:
-        raise SocietalError(f"--scale must be positive, got {args.scale}")
+    if args.scale <= 0 or args.jobs < 1:
+        raise SocietalError(f"--scale must be positive and --jobs at least 1, got {args.scale} and {args.jobs}")
     runs = commands(args.name, args.seeds, args.root, args.scale)
     for _, argv in runs:
         print(shlex.join(["societal", *argv]))
@@ -166,11 +167,7 @@ def run_experiments(args: argparse.Namespace) -> int:
     existing = [str(folder) for folder, _ in runs if folder.exists()]
     if existing:
         raise SocietalError(f"run folders already exist: {', '.join(existing)}; remove them or pass --root")
-    for _, argv in runs:
-        code = subprocess.call([sys.executable, "-m", "societal", *argv])
-        if code != 0:
-            return code
-    return 0
+    return run_all(runs, args.jobs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,9 @@ stages name the folders of the earlier ones, so nothing has to be filled in by h
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 # name → (env id, env steps, [(condition, extra flags)])
@@ -38,7 +41,8 @@ OPTION_STEPS = 1_000_000  # env steps to pre-train each sub-policy
 # after 2 M steps): such options are slow and end early, and no society over them reaches 0.65 (a scripted
 # red-then-green society got 0.29). With 0.01 and lr 3e-4 each option is near optimal within 0.5 M steps.
 OPTION_PPO = ["--set", "entropy=0.01", "--set", "policy_lr=3e-4"]
-GREEN_AUCTIONS, FLAT_STEPS, BLUE_AUCTIONS = 500_000, 2_000_000, 200_000
+GREEN_AUCTIONS, FLAT_STEPS, BLUE_AUCTIONS = 300_000, 2_000_000, 200_000
+EVAL_EVERY = {"option": 25, "green": 10, "blue": 5}  # updates (of 4,096 steps): the curves need more than 5 points
 UNLIMITED = 10**12
 
 
@@ -50,9 +54,12 @@ def tworooms(seed: int, root: Path, scale: float) -> list[tuple[Path, list[str]]
     def folder(condition: str) -> Path:
         return root / "tworooms" / condition / f"seed{seed}"
 
+    def every(stage: str) -> list[str]:
+        return ["--set", f"eval_every={EVAL_EVERY[stage]}"]
+
     common = ["--network", "minigrid_cnn", "--seed", str(seed)]
     runs = [(folder(f"option-{goal}"), ["train", f"societal/{name}GoalTwoRooms-v0", "--agent", "monolithic",
-                                        *OPTION_PPO, "--steps", n(OPTION_STEPS)])
+                                        *OPTION_PPO, "--steps", n(OPTION_STEPS), *every("option")])
             for goal, name in (("red", "Red"), ("green", "Green"), ("blue", "Blue"))]
     options = ["--options", *(str(f) for f, _ in runs)]
     for task, auctions in (("green", GREEN_AUCTIONS), ("blue", BLUE_AUCTIONS)):
@@ -60,9 +67,11 @@ def tworooms(seed: int, root: Path, scale: float) -> list[tuple[Path, list[str]]
         for agent, condition in (("society", f"{task}-society"), ("monolithic", f"{task}-hierarchical")):
             transfer = ["--init-from", str(folder(f"green-{condition.split('-')[1]}"))] if task == "blue" else []
             runs.append((folder(condition), ["train", env, "--agent", agent, *options, *transfer,
-                                             "--max-auction-steps", n(auctions), "--steps", str(UNLIMITED)]))
+                                             "--max-auction-steps", n(auctions), "--steps", str(UNLIMITED),
+                                             *every(task)]))
         if task == "green":
-            runs.append((folder("green-flat"), ["train", env, "--agent", "monolithic", "--steps", n(FLAT_STEPS)]))
+            runs.append((folder("green-flat"), ["train", env, "--agent", "monolithic", "--steps", n(FLAT_STEPS),
+                                                        *every("green")]))
     return [(f, [*argv, *common, "--out", str(f)]) for f, argv in runs]
 
 
@@ -81,3 +90,28 @@ def commands(name: str, seeds: int, root: Path, scale: float = 1.0) -> list[tupl
             out.append((folder, ["train", env, *flags, "--steps", str(max(1, int(steps * scale))),
                                  "--seed", str(seed), "--out", str(folder)]))
     return out
+
+
+def run_all(runs: list[tuple[Path, list[str]]], jobs: int = 1) -> int:
+    """Run ``societal`` commands, ``jobs`` at a time, each once the runs whose folders it names have finished.
+
+    Returns 0, or the exit status of the first run that failed (runs that need it are not started).
+    """
+    needs = [{j for j, (folder, _) in enumerate(runs[:i]) if str(folder) in argv} for i, (_, argv) in enumerate(runs)]
+    waiting, running, done, failed = list(range(len(runs))), {}, set(), 0
+    while waiting or running:
+        for i in [i for i in waiting if needs[i] <= done][: jobs - len(running)]:
+            waiting.remove(i)
+            quiet = ["--quiet"] if jobs > 1 and runs[i][1][0] == "train" else []  # interleaved progress: unreadable
+            running[i] = subprocess.Popen([sys.executable, "-m", "societal", *runs[i][1], *quiet])
+        if not running:
+            break  # what is left needs a run that failed
+        time.sleep(0.5)
+        for i, process in list(running.items()):
+            if process.poll() is not None:
+                del running[i]
+                if process.returncode == 0:
+                    done.add(i)
+                else:
+                    failed = failed or process.returncode
+    return failed
