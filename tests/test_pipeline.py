@@ -31,6 +31,20 @@ def test_every_stage_of_the_tworooms_pipeline_runs(tmp_path, capsys):
     for plot in ("green.png", "blue.png", "transfer_weight_change.png"):
         assert (root / plot).is_file()
 
+    # options are frozen unless asked: fine-tuned ones are saved, reloaded and carried into a transfer
+    options = [str(root / f"option-{g}" / "seed0") for g in ("red", "green", "blue")]
+    pretrained = torch.cat([societal.load(o).agent.theta for o in options])
+    torch.testing.assert_close(societal.load(root / "green-society" / "seed0").primitives().net.theta, pretrained)
+    tuned = tmp_path / "tuned"
+    assert main(["train", "societal/GreenTwoRooms-v0", "--options", *options, "--train-options", "--network",
+                 "minigrid_cnn", "--max-auction-steps", "128", "--steps", "10000", "--out", str(tuned), *TINY]) == 0
+    theta = societal.load(tuned, "best").primitives().net.theta
+    assert (theta - pretrained).abs().max() > 1e-3
+    child = tmp_path / "child"
+    assert main(["train", "societal/BlueTwoRooms-v0", "--options", *options, "--init-from", str(tuned), "--network",
+                 "minigrid_cnn", "--max-auction-steps", "1", "--steps", "10000", "--out", str(child), *TINY]) == 0
+    torch.testing.assert_close(societal.load(child).primitives().net.theta, theta)  # carried, then frozen
+
 
 def test_transfer_loads_the_parent_weights(tmp_path):
     parent = societal.train("societal/Chain-v0", steps=8192, out=tmp_path / "parent", progress=False)

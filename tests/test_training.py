@@ -178,3 +178,23 @@ def test_options_run_side_by_side_until_done_or_the_episode_ends():
     options.done_action = 0
     tr = options.apply(env, tr.obs, torch.tensor([1, 0, 1]))
     assert tr.duration.tolist() == [1, 5, 1] and not tr.truncated.any()
+
+
+def test_trainable_options_learn_from_their_own_inner_steps():
+    from societal.environments.vector import make_vec
+    from societal.monolithic import Monolithic
+    from societal.primitives import Options
+
+    env = make_vec("societal/Chain-v0", {}, 3, torch.device("cpu"))
+    net = Monolithic((6,), 2, num_learners=3)
+    with torch.no_grad():
+        net.value_theta.zero_()  # V = 0: advantages are the discounted rewards to the end of each call
+    script = lambda obs, option: torch.tensor([1, 0, 0])[option]  # noqa: E731
+    options = Options(script, 3, gamma=0.9, done_action=-1, net=net, trainable=True)
+    options.apply(env, env.reset(), torch.tensor([0, 2, 0]))  # 5 steps right (reward 0.8), 20 left, 5 right
+    s = options.samples(lam=1.0)
+    assert s.valid.sum(1).tolist() == [10, 0, 20] and options.steps == []
+    mine = s.advantage[0][s.valid[0]]
+    assert sorted(mine.tolist()) == pytest.approx(sorted([0.8 * 0.9**j for j in range(5)] * 2))
+    assert s.advantage[2][s.valid[2]].abs().max() == 0 and torch.equal(s.target, s.advantage)
+    assert s.action[0][s.valid[0]].eq(1).all() and s.action[2][s.valid[2]].eq(0).all()

@@ -14,7 +14,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from societal.config import Config
 from societal.environments.vector import VecEnv
+from societal.errors import SocietalError
+from societal.learning.ppo import Samples
+from societal.monolithic import Monolithic
+from societal.run import load
 
 
 @dataclass
@@ -45,33 +50,38 @@ class Options:
 
     The options of a batch run side by side and end at different times; environments whose option
     has ended wait (they are not stepped) until every option of the batch has ended.
+
+    Options made ``from_runs`` are frozen unless ``trainable``: then every inner step is kept, and
+    ``samples()`` turns them into PPO samples for the stacked option policies ``net``.
     """
 
     def __init__(self, policy: Callable[[Tensor, Tensor], Tensor], num_options: int, gamma: float,
-                 done_action: int) -> None:
+                 done_action: int, net: Monolithic | None = None, trainable: bool = False) -> None:
         self.policy, self.num_primitives, self.gamma, self.done_action = policy, num_options, gamma, done_action
+        self.net, self.trainable = net, trainable
+        self.config: Config | None = None  # the pre-training run's (its PPO settings fine-tune the options)
+        self.steps: list[tuple[Tensor, ...]] = []
 
     @classmethod
     def from_runs(cls, paths: list[str | Path], gamma: float, done_action: int,
-                  device: torch.device | str = "cpu") -> Options:
-        """Frozen options from the best checkpoints of monolithic runs (one run per option)."""
-        from societal.errors import SocietalError
-        from societal.monolithic import Monolithic
-        from societal.run import load
-
-        agents = [load(p).agent for p in paths]
+                  device: torch.device | str = "cpu", trainable: bool = False) -> Options:
+        """Options from the best checkpoints of monolithic runs (one run per option)."""
+        runs = [load(p) for p in paths]
+        agents = [r.agent for r in runs]
         if any(not isinstance(a, Monolithic) or a.spec != agents[0].spec for a in agents):
             raise SocietalError(f"options must be monolithic runs with one architecture: {', '.join(map(str, paths))}")
-        stacked = Monolithic(**{**agents[0].spec, "num_learners": len(agents)}).to(device)
+        net = Monolithic(**{**agents[0].spec, "num_learners": len(agents)}).to(device)
         with torch.no_grad():
-            stacked.theta.copy_(torch.cat([a.theta for a in agents]))
-        stacked.requires_grad_(False)
+            net.theta.copy_(torch.cat([a.theta for a in agents]))
+        net.requires_grad_(trainable)
 
         def policy(obs: Tensor, option: Tensor) -> Tensor:  # all options in one pass, then each env's own
-            logits = stacked.logits(obs)[option, torch.arange(len(obs), device=obs.device)]
+            logits = net.logits(obs)[option, torch.arange(len(obs), device=obs.device)]
             return torch.distributions.Categorical(logits=logits).sample()
 
-        return cls(policy, len(agents), gamma, done_action)
+        options = cls(policy, len(agents), gamma, done_action, net, trainable)
+        options.config = runs[0].config
+        return options
 
     @torch.no_grad()
     def apply(self, env: VecEnv, obs: Tensor, chosen: Tensor) -> Transition:
@@ -84,6 +94,7 @@ class Options:
         while running.any():
             idx = running.nonzero().squeeze(1)  # only the options still acting: most end long before the last
             action[idx] = self.policy(obs[idx], chosen[idx])
+            before = obs
             obs, r, term, trunc, final = env.step(action, running)
             reward += self.gamma**duration * r
             env_return += r
@@ -91,5 +102,32 @@ class Options:
             terminated |= term
             truncated |= trunc
             final_obs = torch.where(running.view(-1, *[1] * (obs.dim() - 1)), final, final_obs)
-            running &= ~(term | trunc | (action == self.done_action))
+            ended = term | trunc | (action == self.done_action)
+            if self.trainable:
+                self.steps.append((idx, before[idx], action[idx], r[idx], term[idx], ended[idx], final[idx],
+                                   chosen[idx]))
+            running &= ~ended
         return Transition(obs, reward, env_return, terminated, truncated, duration, final_obs)
+
+    @torch.no_grad()
+    def samples(self, lam: float) -> Samples:
+        """PPO samples of the inner steps since the last call; option k learns from its own steps only.
+
+        GAE runs within each option call on the environment's reward; where a call ends without the
+        episode terminating it bootstraps from the option's own value (the original used the value of the
+        option that ran next, ORIGINAL.md §2.4: ours keeps each option a policy for its own sub-task).
+        """
+        env, obs, action, reward, terminated, ended, final, option = (torch.cat(x) for x in zip(*self.steps))
+        sizes = [len(step[0]) for step in self.steps]
+        self.steps = []
+        rows = torch.arange(len(env), device=env.device)
+        value = torch.cat([self.net.values(o) for o in obs.split(8192)], 1)[option, rows]
+        next_value = torch.cat([self.net.values(o) for o in final.split(8192)], 1)[option, rows]
+        delta = reward + self.gamma * next_value * ~terminated - value
+        advantage, carry = torch.empty_like(delta), torch.zeros(int(env.max()) + 1, device=env.device)
+        for d, e, end, a in zip(*(x.split(sizes)[::-1] for x in (delta, env, ended, advantage))):
+            a.copy_(d + self.gamma * lam * ~end * carry[e])  # each environment's next inner step is later
+            carry[e] = a
+        k, n = self.num_primitives, len(env)
+        return Samples(obs, action.float().expand(k, n), (advantage + value).expand(k, n), advantage.expand(k, n),
+                       torch.nn.functional.one_hot(option, k).t().bool())

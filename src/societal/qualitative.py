@@ -35,12 +35,10 @@ def choose(agent: Society | Monolithic, obs: Tensor) -> tuple[Tensor, Tensor]:
 @torch.no_grad()
 def episode_strip(run: Run, path: Path, seed: int = 0, max_auctions: int = 12) -> Path:
     """Play one evaluation episode of ``run`` (rendering with ``rgb_array``) and save it as a strip."""
-    from societal.learning.trainer import make_primitives
-
     agent, config = run.agent, run.config
     device = next(agent.parameters()).device
     env = make_vec(config.env, {**config.env_kwargs, **config.eval_env_kwargs, "render_mode": "rgb_array"}, 1, device)
-    primitives = make_primitives(config, agent.num_primitives, device)
+    primitives = run.primitives(device)
     panels = []
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)

@@ -29,6 +29,7 @@ METRICS = [
     "episodes", "return_mean", "return_std", "return_min", "return_max", "winner_utility",
     "conservation_residual", "value_loss", "policy_entropy", "clip_fraction", "policy_lr",
     "eval_return_mean", "eval_return_std", "eval_success_rate",
+    "option_value_loss", "option_policy_entropy", "option_clip_fraction",  # train_options only
 ]
 BIDS = ["update", "env_steps", "state", "learner", "primitive", "mean_bid", "std_bid", "q_star", "win_rate"]
 CHECKPOINT_KEYS = {"format", "config", "agent_spec", "agent", "update", "env_steps", "eval_return"}
@@ -92,6 +93,8 @@ class Run:
     agent: Society | Monolithic
     update: int = 0
     env_steps: int = 0
+    options: dict | None = None
+    """The fine-tuned option policies (``train_options``); frozen options are read from their run folders."""
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -105,7 +108,13 @@ class Run:
         """Returns and winners of ``episodes`` evaluation episodes (no dropout, sampled bids)."""
         from societal.learning.trainer import evaluate
 
-        return evaluate(self.agent.to(device), self.config, episodes, seed)
+        return evaluate(self.agent.to(device), self.config, episodes, seed, self.primitives(device))
+
+    def primitives(self, device: str | torch.device = "cpu"):
+        """The primitives this run's agent chooses among (actions, or options as trained)."""
+        from societal.learning.trainer import make_primitives
+
+        return make_primitives(self.config, self.agent.num_primitives, torch.device(device), self.options)
 
 
 def load(path: str | Path, checkpoint: str = "best") -> Run:
@@ -125,4 +134,4 @@ def load(path: str | Path, checkpoint: str = "best") -> Run:
         agent.load_state_dict(ckpt["agent"])
     except Exception as e:  # a corrupt or foreign file: one line, no traceback
         raise SocietalError(f"cannot read checkpoint {file}: {str(e).splitlines()[0] if str(e) else e!r}") from None
-    return Run(path, config, agent, ckpt["update"], ckpt["env_steps"])
+    return Run(path, config, agent, ckpt["update"], ckpt["env_steps"], ckpt.get("options"))

@@ -33,14 +33,25 @@ from societal.run import Run, RunWriter, check_new, load
 from societal.society import Society
 
 
-def make_primitives(config: Config, num_actions: int, device: torch.device) -> LiteralActions | Options:
-    """The environment's actions, or the frozen options of ``config.options``."""
+def make_primitives(config: Config, num_actions: int, device: torch.device,
+                    options: dict | None = None) -> LiteralActions | Options:
+    """The environment's actions, or the options of ``config.options`` (with fine-tuned weights ``options``)."""
     if not config.options:
         return LiteralActions(num_actions)
     missing = [p for p in config.options if not (Path(p) / "config.json").is_file()]
     if missing:
         raise SocietalError(f"options must be run folders of monolithic runs; not a run folder: {', '.join(missing)}")
-    return Options.from_runs(list(config.options), config.gamma, config.option_done_action, device)
+    primitives = Options.from_runs(list(config.options), config.gamma, config.option_done_action, device,
+                                   config.train_options)
+    if options is not None:
+        primitives.net.load_state_dict(options)
+    return primitives
+
+
+def make_ppo(agent: Society | Monolithic, c: Config) -> PPO:
+    return PPO(agent, policy_lr=c.policy_lr, value_lr=c.value_lr, clip=c.clip, entropy=c.entropy,
+               value_l2=c.value_l2, max_grad_norm=c.max_grad_norm, minibatch=c.minibatch, epochs=c.epochs,
+               compile=c.compile)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -142,20 +153,26 @@ def train(
         agent = Monolithic(shape, num_primitives, config.hidden, config.network)
         collector = MonolithicCollector(agent.to(device), primitives, vec, config.gamma, config.gae_lambda,
                                         config.reward_scale, config.reward_shift, seed=config.seed)
+    tuned = False
     if config.init_from:
         parent = load(config.init_from)
         if type(parent.agent) is not type(agent) or parent.agent.spec != agent.spec:
             raise SocietalError(f"cannot transfer from {config.init_from}: its agent ({parent.agent.spec}) differs "
                                 f"from this one ({agent.spec})")
         agent.load_state_dict(parent.agent.state_dict())
+        if parent.options is not None and isinstance(primitives, Options):  # the options it was trained with
+            primitives.net.load_state_dict(parent.options)
+            tuned = True
     mdp = finite_mdp(probe)
     q_star = None
     if mdp is not None:
         mdp.reward = config.reward_scale * mdp.reward + config.reward_shift
         q_star = value_iteration(mdp, config.gamma)
-    learner = PPO(agent, policy_lr=config.policy_lr, value_lr=config.value_lr, clip=config.clip,
-                  entropy=config.entropy, value_l2=config.value_l2, max_grad_norm=config.max_grad_norm,
-                  minibatch=config.minibatch, epochs=config.epochs, compile=config.compile)
+    learner = make_ppo(agent, config)
+    if config.train_options and not isinstance(primitives, Options):
+        raise SocietalError("train_options needs options (--options RUN …)")
+    option_learner = make_ppo(primitives.net, primitives.config) if config.train_options else None
+    tuned = tuned or config.train_options  # options that differ from their run folders are saved with the agent
     steps_per_rollout = math.ceil(config.auction_steps_per_update / config.num_envs)
     bids = config.agent == "society" and isinstance(probe.observation_space, gym.spaces.Discrete)  # per state
     visits = torch.zeros(shape[0] if bids else 0, device=device)
@@ -173,6 +190,8 @@ def train(
         payload = {"format": 1, "config": config.to_dict(), "agent_spec": agent.spec,
                    "agent": agent.state_dict(), "update": update, "env_steps": env_steps,
                    "eval_return": result.mean, "ppo": learner.state_dict()}
+        if tuned:
+            payload["options"] = primitives.net.state_dict()
         writer.checkpoint("last", payload)
         if result.mean >= best:
             best = result.mean
@@ -201,6 +220,9 @@ def train(
             t1 = time.perf_counter()
             lr_scale = config.lr_decay ** (max(0, update - config.lr_decay_after) // config.lr_decay_every)
             stats = learner.update(samples, lr_scale)
+            if option_learner is not None:
+                c = primitives.config
+                stats |= {f"option_{k}": v for k, v in option_learner.update(primitives.samples(c.gae_lambda)).items()}
             t2 = time.perf_counter()
             update += 1
             env_steps += steps
@@ -226,6 +248,7 @@ def train(
     finally:
         bar.close()
         writer.close()
+    run.options = primitives.net.state_dict() if tuned else None
     plot_returns(run.metrics, out / "plots" / "returns.png", config.env)
     if bids:
         plot_bids(run.bids, out / "plots" / "bids.png", config.env)
