@@ -2,7 +2,8 @@
 
 A primitive kind turns the chosen primitive of each environment of a batch into one transition of
 the (semi-)MDP above it. The rollout only cares about the duration τ it gets back: γ^τ discounts
-the next bid, or the next value. Functions (computation graphs) are added by their own issue.
+the next bid, or the next value. Environments outside ``active`` are left as they are (τ = 0).
+MentalRotation's functions are its environment's actions, so they are ``LiteralActions``.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ class LiteralActions:
     def __init__(self, num_actions: int) -> None:
         self.num_primitives = num_actions
 
-    def apply(self, env: VecEnv, obs: Tensor, chosen: Tensor) -> Transition:
-        obs, reward, terminated, truncated, final_obs = env.step(chosen)
+    def apply(self, env: VecEnv, obs: Tensor, chosen: Tensor, active: Tensor | None = None) -> Transition:
+        obs, reward, terminated, truncated, final_obs = env.step(chosen, active)
         return Transition(obs, reward, reward, terminated, truncated, torch.ones_like(reward), final_obs)
 
 
@@ -84,9 +85,9 @@ class Options:
         return options
 
     @torch.no_grad()
-    def apply(self, env: VecEnv, obs: Tensor, chosen: Tensor) -> Transition:
+    def apply(self, env: VecEnv, obs: Tensor, chosen: Tensor, active: Tensor | None = None) -> Transition:
         b, device = len(chosen), obs.device
-        running = torch.ones(b, dtype=torch.bool, device=device)
+        running = torch.ones(b, dtype=torch.bool, device=device) if active is None else active.clone()
         reward, env_return, duration = (torch.zeros(b, device=device) for _ in range(3))
         terminated, truncated = (torch.zeros(b, dtype=torch.bool, device=device) for _ in range(2))
         final_obs = obs.clone()

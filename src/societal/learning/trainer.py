@@ -99,7 +99,7 @@ def evaluate(agent: Society | Monolithic, config: Config, episodes: int, seed: i
             chosen = agent.act(obs)
             state = obs if env.discrete else torch.ones(episodes, 1, device=device)
             wins += (state * running[:, None]).t() @ torch.nn.functional.one_hot(chosen, agent.num_primitives).float()
-            tr = primitives.apply(env, obs, chosen)
+            tr = primitives.apply(env, obs, chosen, running)  # finished episodes wait
             total += tr.env_return * running
             done = (tr.terminated | tr.truncated) & running
             returns = torch.where(done, total, returns)
