@@ -42,7 +42,7 @@ OPTION_STEPS = 1_000_000  # env steps to pre-train each sub-policy
 # red-then-green society got 0.29). With 0.01 and lr 3e-4 each option is near optimal within 0.5 M steps.
 OPTION_PPO = ["--set", "entropy=0.01", "--set", "policy_lr=3e-4"]
 GREEN_AUCTIONS, FLAT_STEPS, BLUE_AUCTIONS = 300_000, 2_000_000, 200_000
-EVAL_EVERY = {"option": 25, "green": 10, "blue": 5}  # updates (of 4,096 steps): the curves need more than 5 points
+EVAL_EVERY = {"option": 25, "green": 10, "blue": 2}  # updates (of 4,096 steps): the curves need more than 5 points
 UNLIMITED = 10**12
 
 
