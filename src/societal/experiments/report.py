@@ -103,6 +103,7 @@ def plot_tworooms(folder: Path) -> None:
 
     for task in ("green", "blue"):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        option_auctions = 0  # the auction-step view spans the runs over options (flat PPO's 2 M would squash them)
         for condition in sorted(p.name for p in folder.glob(f"{task}-*")):
             files = folder.glob(f"{condition}/seed*/metrics.csv")
             evals = [pd.read_csv(f).dropna(subset=["eval_return_mean"]) for f in files]
@@ -113,6 +114,10 @@ def plot_tworooms(folder: Path) -> None:
                 ax.plot(grid, mid, label=f"{condition} ({len(evals)} seeds)")
                 ax.fill_between(grid, low, high, alpha=0.2, lw=0)
                 ax.set(xlabel=x.replace("_", " "), ylabel="evaluation return", title=f"{task.capitalize()}TwoRooms")
+            if not condition.endswith("flat"):
+                option_auctions = max(option_auctions, min(e.auction_steps.max() for e in evals))
+        if option_auctions:
+            axes[1].set_xlim(0, option_auctions)
         axes[0].legend(fontsize=8)
         _save(fig, folder / f"{task}.png")
 
