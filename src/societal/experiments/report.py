@@ -75,6 +75,8 @@ def summarize_tworooms(root: Path) -> pd.DataFrame:
     for folder in sorted(p.parent for p in (root / "tworooms").glob("*/seed*/metrics.csv")):
         metrics = pd.read_csv(folder / "metrics.csv")
         ev = metrics.dropna(subset=["eval_return_mean"])
+        if ev.empty:  # a run that is just starting
+            continue
         measure, level = tworooms_target(folder.parent.name)
         hit = ev[ev[measure] >= level]
         rows.append({
@@ -106,7 +108,9 @@ def plot_tworooms(folder: Path) -> None:
         option_auctions = 0  # the auction-step view spans the runs over options (flat PPO's 2 M would squash them)
         for condition in sorted(p.name for p in folder.glob(f"{task}-*")):
             files = folder.glob(f"{condition}/seed*/metrics.csv")
-            evals = [pd.read_csv(f).dropna(subset=["eval_return_mean"]) for f in files]
+            evals = [e for f in files if len(e := pd.read_csv(f).dropna(subset=["eval_return_mean"]))]
+            if not evals:
+                continue
             for ax, x in zip(axes, ("env_steps", "auction_steps")):
                 grid = np.linspace(0, min(e[x].max() for e in evals), 100)
                 curves = np.stack([np.interp(grid, e[x], e.eval_return_mean) for e in evals])
@@ -124,7 +128,7 @@ def plot_tworooms(folder: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for condition in ("society", "hierarchical"):
         changes = []
-        for run in folder.glob(f"blue-{condition}/seed*"):
+        for run in (p.parent.parent for p in folder.glob(f"blue-{condition}/seed*/checkpoints/last.pt")):
             parent = json.loads((run / "config.json").read_text())["init_from"]
             before = torch.load(Path(parent) / "checkpoints" / "best.pt", weights_only=True)["agent"]["theta"]
             after = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["agent"]["theta"]
