@@ -15,6 +15,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -23,6 +24,9 @@ from societal.config import Config
 from societal.errors import SocietalError
 from societal.monolithic import Monolithic
 from societal.society import Society
+
+if TYPE_CHECKING:
+    from societal.primitives import LiteralActions, Options
 
 METRICS = [
     "update", "env_steps", "auction_steps", "wall_s", "collect_s", "update_s", "env_steps_per_s",
@@ -110,7 +114,7 @@ class Run:
 
         return evaluate(self.agent.to(device), self.config, episodes, seed, self.primitives(device))
 
-    def primitives(self, device: str | torch.device = "cpu"):
+    def primitives(self, device: str | torch.device = "cpu") -> LiteralActions | Options:
         """The primitives this run's agent chooses among (actions, or options as trained)."""
         from societal.learning.trainer import make_primitives
 

@@ -187,6 +187,8 @@ def train(
         nonlocal best, last_eval
         last_eval = update
         result = evaluate(agent, config, config.eval_episodes, 10**6 + config.seed * 1000 + update, primitives)
+        if option_learner is not None:
+            primitives.steps.clear()  # the evaluation's option steps are not training data
         payload = {"format": 1, "config": config.to_dict(), "agent_spec": agent.spec,
                    "agent": agent.state_dict(), "update": update, "env_steps": env_steps,
                    "eval_return": result.mean, "ppo": learner.state_dict()}
