@@ -228,3 +228,18 @@ def test_a_cnn_society_starts_uniform_and_learns_from_images():
     before = society.theta.detach().clone()
     PPO(society, policy_lr=1e-3, value_lr=1e-3, **HP).update(rollout.samples(society))
     assert not torch.equal(before[:, : society.split], society.theta[:, : society.split])
+
+
+def test_stacked_linear_layers_with_and_without_bias():
+    make = lambda: nn.Sequential(nn.Linear(4, 3, bias=False), nn.ReLU(), nn.Linear(3, 2))  # noqa: E731
+    net = StackedModule(make)
+    theta = torch.empty(2, net.size)
+    net.init_(theta)
+    x = torch.randn(5, 4)
+    for k in range(2):
+        module = make()
+        torch.nn.utils.vector_to_parameters(theta[k], module.parameters())
+        torch.testing.assert_close(net(theta, x)[k], module(x))
+        torch.testing.assert_close(net(theta, x.expand(2, 5, 4), 2)[k], module(x))
+    with pytest.raises(ValueError, match="cannot stack"):
+        StackedModule(lambda: nn.Sequential(nn.Conv1d(1, 1, 1)))

@@ -81,8 +81,8 @@ class StackedModule:
 
     def __call__(self, theta: Tensor, x: Tensor, batch_dims: int = 1) -> Tensor:
         k = len(theta)
-        sizes = [s.numel() for shapes in self.shapes for s in shapes]
-        parts = iter(p.view(k, *s) for p, s in zip(theta.split(sizes, dim=1), (s for ss in self.shapes for s in ss)))
+        flat = [s for shapes in self.shapes for s in shapes]
+        parts = iter(p.view(k, *s) for p, s in zip(theta.split([s.numel() for s in flat], dim=1), flat))
         stacked = batch_dims == 2  # x is [B, K, …] (learner k's features in block k), else shared [B, …]
         if stacked:
             x = x.movedim(0, 1)
@@ -95,7 +95,8 @@ class StackedModule:
                              layer.padding, layer.dilation, k if stacked else 1).unflatten(1, (k, -1))
             elif isinstance(layer, nn.Linear):
                 x = x.movedim(1, 0) if stacked else x.expand(k, *x.shape)
-                x = torch.baddbmm(p[1].unsqueeze(1), x, p[0].transpose(1, 2)).movedim(0, 1)
+                x = torch.bmm(x, p[0].transpose(1, 2))
+                x = (x + p[1].unsqueeze(1) if len(p) > 1 else x).movedim(0, 1)
             elif isinstance(layer, nn.GroupNorm):
                 x = F.group_norm(x.flatten(1, 2), k * layer.num_groups, p[0].flatten(), p[1].flatten(),
                                  layer.eps).unflatten(1, (k, -1))
