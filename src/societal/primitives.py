@@ -57,10 +57,11 @@ class Options:
     """
 
     def __init__(self, policy: Callable[[Tensor, Tensor], Tensor], num_options: int, gamma: float,
-                 done_action: int, net: Monolithic | None = None, trainable: bool = False) -> None:
+                 done_action: int, net: Monolithic | None = None, trainable: bool = False,
+                 config: Config | None = None) -> None:
         self.policy, self.num_primitives, self.gamma, self.done_action = policy, num_options, gamma, done_action
         self.net, self.trainable = net, trainable
-        self.config: Config | None = None  # the pre-training run's (its PPO settings fine-tune the options)
+        self.config = config  # the pre-training run's: its PPO settings fine-tune the options
         self.steps: list[tuple[Tensor, ...]] = []
 
     @classmethod
@@ -80,9 +81,7 @@ class Options:
             logits = net.logits(obs)[option, torch.arange(len(obs), device=obs.device)]
             return torch.distributions.Categorical(logits=logits).sample()
 
-        options = cls(policy, len(agents), gamma, done_action, net, trainable)
-        options.config = runs[0].config
-        return options
+        return cls(policy, len(agents), gamma, done_action, net, trainable, runs[0].config)
 
     @torch.no_grad()
     def apply(self, env: VecEnv, obs: Tensor, chosen: Tensor, active: Tensor | None = None) -> Transition:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from societal.config import Config
 from societal.environments.mdp import finite_mdp, value_iteration
-from societal.environments.vector import make, make_vec, obs_shape
+from societal.environments.vector import VecEnv, make, make_vec, obs_shape
 from societal.errors import SocietalError
 from societal.learning.ppo import PPO
 from societal.learning.rollout import Collector
@@ -46,6 +46,10 @@ def make_primitives(config: Config, num_actions: int, device: torch.device,
     if options is not None:
         primitives.net.load_state_dict(options)
     return primitives
+
+
+def make_eval_env(config: Config, episodes: int, device: torch.device) -> VecEnv:
+    return make_vec(config.env, {**config.env_kwargs, **config.eval_env_kwargs}, episodes, device)
 
 
 def make_ppo(agent: Society | Monolithic, c: Config) -> PPO:
@@ -79,13 +83,14 @@ class Evaluation:
 
 @torch.no_grad()
 def evaluate(agent: Society | Monolithic, config: Config, episodes: int, seed: int,
-             primitives: LiteralActions | Options | None = None) -> Evaluation:
+             primitives: LiteralActions | Options | None = None, env: VecEnv | None = None) -> Evaluation:
     """One episode in each of ``episodes`` environments; every bidder takes part, bids are sampled.
 
     An episode still running after ``config.eval_max_auctions`` auctions counts with its return so far.
+    ``env`` (``episodes`` copies of the evaluation task) may be reused: it is reset with ``seed``.
     """
     device = next(agent.parameters()).device
-    env = make_vec(config.env, {**config.env_kwargs, **config.eval_env_kwargs}, episodes, device)
+    env = env or make_eval_env(config, episodes, device)
     primitives = primitives or make_primitives(config, agent.num_primitives, device)  # options: read once
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
@@ -177,6 +182,7 @@ def train(
     bids = config.agent == "society" and isinstance(probe.observation_space, gym.spaces.Discrete)  # per state
     visits = torch.zeros(shape[0] if bids else 0, device=device)
 
+    eval_env = make_eval_env(config, config.eval_episodes, device)  # built once (MNIST, MiniGrid tables)
     writer = RunWriter(out, config)
     run = Run(out, config, agent)
     best, last_eval = -math.inf, -1
@@ -186,7 +192,8 @@ def train(
     def checkpoint(update: int, env_steps: int) -> dict:
         nonlocal best, last_eval
         last_eval = update
-        result = evaluate(agent, config, config.eval_episodes, 10**6 + config.seed * 1000 + update, primitives)
+        result = evaluate(agent, config, config.eval_episodes, 10**6 + config.seed * 1000 + update, primitives,
+                          eval_env)
         if option_learner is not None:
             primitives.steps.clear()  # the evaluation's option steps are not training data
         payload = {"format": 1, "config": config.to_dict(), "agent_spec": agent.spec,
