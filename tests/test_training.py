@@ -198,3 +198,6 @@ def test_trainable_options_learn_from_their_own_inner_steps():
     assert sorted(mine.tolist()) == pytest.approx(sorted([0.8 * 0.9**j for j in range(5)] * 2))
     assert s.advantage[2][s.valid[2]].abs().max() == 0 and torch.equal(s.target, s.advantage)
     assert s.action[0][s.valid[0]].eq(1).all() and s.action[2][s.valid[2]].eq(0).all()
+    evaluation = options.frozen()  # same weights, steps not recorded
+    evaluation.apply(env, env.reset(), torch.tensor([0, 2, 0]))
+    assert evaluation.net is net and evaluation.steps == [] and options.steps == []

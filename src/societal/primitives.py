@@ -83,6 +83,10 @@ class Options:
 
         return cls(policy, len(agents), gamma, done_action, net, trainable, runs[0].config)
 
+    def frozen(self) -> Options:
+        """The same options, sharing their weights, that do not record their steps (for evaluation)."""
+        return Options(self.policy, self.num_primitives, self.gamma, self.done_action, self.net, False, self.config)
+
     @torch.no_grad()
     def apply(self, env: VecEnv, obs: Tensor, chosen: Tensor, active: Tensor | None = None) -> Transition:
         b, device = len(chosen), obs.device

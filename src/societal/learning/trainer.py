@@ -33,16 +33,19 @@ from societal.run import Run, RunWriter, check_new, load
 from societal.society import Society
 
 
-def make_primitives(config: Config, num_actions: int, device: torch.device,
-                    options: dict | None = None) -> LiteralActions | Options:
-    """The environment's actions, or the options of ``config.options`` (with fine-tuned weights ``options``)."""
+def make_primitives(config: Config, num_actions: int, device: torch.device, options: dict | None = None,
+                    trainable: bool = False) -> LiteralActions | Options:
+    """The environment's actions, or the options of ``config.options`` (with fine-tuned weights ``options``).
+
+    ``trainable`` options record their inner steps for PPO: only the trainer's collection asks for that.
+    """
     if not config.options:
         return LiteralActions(num_actions)
     missing = [p for p in config.options if not (Path(p) / "config.json").is_file()]
     if missing:
         raise SocietalError(f"options must be run folders of monolithic runs; not a run folder: {', '.join(missing)}")
     primitives = Options.from_runs(list(config.options), config.gamma, config.option_done_action, device,
-                                   config.train_options)
+                                   trainable)
     if options is not None:
         primitives.net.load_state_dict(options)
     return primitives
@@ -146,7 +149,7 @@ def train(
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    primitives = make_primitives(config, int(probe.action_space.n), device)
+    primitives = make_primitives(config, int(probe.action_space.n), device, trainable=config.train_options)
     num_primitives = primitives.num_primitives
     vec = make_vec(config.env, config.env_kwargs, config.num_envs, device)
     shape = obs_shape(probe.observation_space)
@@ -183,6 +186,7 @@ def train(
     visits = torch.zeros(shape[0] if bids else 0, device=device)
 
     eval_env = make_eval_env(config, config.eval_episodes, device)  # built once (MNIST, MiniGrid tables)
+    eval_primitives = primitives.frozen() if config.train_options else primitives  # its steps are not training data
     writer = RunWriter(out, config)
     run = Run(out, config, agent)
     best, last_eval = -math.inf, -1
@@ -192,10 +196,8 @@ def train(
     def checkpoint(update: int, env_steps: int) -> dict:
         nonlocal best, last_eval
         last_eval = update
-        result = evaluate(agent, config, config.eval_episodes, 10**6 + config.seed * 1000 + update, primitives,
+        result = evaluate(agent, config, config.eval_episodes, 10**6 + config.seed * 1000 + update, eval_primitives,
                           eval_env)
-        if option_learner is not None:
-            primitives.steps.clear()  # the evaluation's option steps are not training data
         payload = {"format": 1, "config": config.to_dict(), "agent_spec": agent.spec,
                    "agent": agent.state_dict(), "update": update, "env_steps": env_steps,
                    "eval_return": result.mean, "ppo": learner.state_dict()}
