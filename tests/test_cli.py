@@ -31,10 +31,14 @@ def fails(argv, capsys, tmp_path):
     (["train", "societal/Chain-v0", "--frobnicate"], "unrecognized arguments: --frobnicate"),
     (["train", "societal/Chain-v0", "--env-kwarg", "length"], "expected key=value"),
     (["train", "societal/Chain-v0", "--env-kwarg", "width=3"], "unexpected keyword argument 'width'"),
-    (["train", "societal/Chain-v0", "--set", "learning_rate=1"], "unexpected keyword argument 'learning_rate'"),
+    (["train", "societal/Chain-v0", "--set", "learning_rate=1"], "unknown setting learning_rate; allowed: env_kwargs"),
+    (["train", "societal/Chain-v0", "--set", "gamma=abc"], "gamma must be a float, got 'abc'"),
+    (["train", "societal/Chain-v0", "--set", "num_envs=64.0"], "num_envs must be an int, got 64.0"),
+    (["train", "societal/Chain-v0", "--set", "hidden=32"], "hidden must be a tuple of ints, got 32"),
     (["train", "societal/Chain-v0", "--device", "tpu"], "invalid choice: 'tpu'"),
     (["experiments", "atari"], "invalid choice: 'atari'"),
     (["experiments", "chain", "--seeds", "0"], "--seeds must be at least 1"),
+    (["experiments", "chain", "--jobs", "0"], "--jobs must be at least 1, got 0"),
     (["eval", "no/such/run"], "is not a run folder"),
 ])
 def test_bad_input_is_one_clear_line(argv, message, capsys, tmp_path, monkeypatch):

@@ -159,8 +159,10 @@ def run_experiments(args: argparse.Namespace) -> int:
 
             print("classifier accuracy on test digits:", {k: round(v, 4) for k, v in mental_rotation_oracle().items()})
         return 0
-    if args.scale <= 0 or args.jobs < 1:
-        raise SocietalError(f"--scale must be positive and --jobs at least 1, got {args.scale} and {args.jobs}")
+    if args.scale <= 0:
+        raise SocietalError(f"--scale must be positive, got {args.scale}")
+    if args.jobs < 1:
+        raise SocietalError(f"--jobs must be at least 1, got {args.jobs}")
     runs = commands(args.name, args.seeds, args.root, args.scale)
     for _, argv in runs:
         print(shlex.join(["societal", *argv]))

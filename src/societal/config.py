@@ -6,6 +6,7 @@ The CLI, the experiment presets and ``config.json`` are views of this dataclass.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 
 from societal.errors import SocietalError
@@ -89,6 +90,16 @@ class Config:
             if not ok:
                 raise SocietalError(msg)
 
+        for f, kind in typing.get_type_hints(Config).items():  # --set and config.json values are untyped
+            value = getattr(self, f)
+            if kind in (int, float, str, bool):
+                allowed = (int, float) if kind is float else kind  # 1 is a fine float; True is no number
+                need(isinstance(value, allowed) and (kind is bool or not isinstance(value, bool)),
+                     f"{f} must be {'an' if kind is int else 'a'} {kind.__name__}, got {value!r}")
+            elif typing.get_origin(kind) is tuple:
+                item = typing.get_args(kind)[0]
+                need(isinstance(value, tuple) and all(isinstance(v, item) and not isinstance(v, bool) for v in value),
+                     f"{f} must be a tuple of {item.__name__}s, got {value!r}")
         need(self.agent in ("society", "monolithic"), f"unknown agent {self.agent!r}; allowed: society, monolithic")
         need(self.mechanism in MECHANISMS, f"unknown mechanism {self.mechanism!r}; allowed: {', '.join(MECHANISMS)}")
         need(self.redundancy >= 1, f"redundancy must be at least 1, got {self.redundancy}")

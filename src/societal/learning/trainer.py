@@ -137,10 +137,11 @@ def train(
 
     ``callback(row)`` is called with every metrics row; returning ``False`` stops training.
     """
-    try:
-        config = Config(env=env, **overrides).validate()
-    except TypeError as e:
-        raise SocietalError(f"{e}; allowed: {', '.join(f.name for f in dataclasses.fields(Config))}") from None
+    names = [f.name for f in dataclasses.fields(Config)]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise SocietalError(f"unknown setting {', '.join(unknown)}; allowed: {', '.join(names[1:])}")
+    config = Config(env=env, **overrides).validate()
     device = resolve_device(config.device)
     probe = make(config.env, **config.env_kwargs)
     out = Path(out) if out is not None else default_out(config)
