@@ -137,10 +137,10 @@ def train(
 
     ``callback(row)`` is called with every metrics row; returning ``False`` stops training.
     """
-    names = [f.name for f in dataclasses.fields(Config)]
+    names = [f.name for f in dataclasses.fields(Config) if f.name != "env"]  # env is the first argument
     unknown = sorted(set(overrides) - set(names))
     if unknown:
-        raise SocietalError(f"unknown setting {', '.join(unknown)}; allowed: {', '.join(names[1:])}")
+        raise SocietalError(f"unknown setting {', '.join(unknown)}; allowed: {', '.join(names)}")
     config = Config(env=env, **overrides).validate()
     device = resolve_device(config.device)
     probe = make(config.env, **config.env_kwargs)
