@@ -108,8 +108,8 @@ def synthetic_rollout(society: Society, t=16, b=8, dropout=False) -> Rollout:
     bids = society.bid(obs.reshape(t * b, -1)).reshape(t, b, -1)
     active = torch.rand(bids.shape) > (0.4 if dropout else -1)
     utility = torch.randn(bids.shape) * active
-    return Rollout(obs, bids, active, bids.argmax(2), utility, torch.zeros(t, b), torch.zeros(t, b, dtype=torch.bool),
-                   torch.zeros(0), t * b)
+    return Rollout(obs, bids, active, bids.argmax(2), utility, torch.zeros(t, b), torch.zeros(t, b),
+                   torch.zeros(t, b, dtype=torch.bool), torch.zeros(0), t * b)
 
 
 HP = dict(clip=0.2, entropy=0.1, value_l2=1e-3, max_grad_norm=0.5, minibatch=24)
@@ -224,7 +224,7 @@ def test_a_cnn_society_starts_uniform_and_learns_from_images():
     images = torch.randint(0, 11, (t, b, 7, 7, 3)).float()
     bids = society.bid(images.flatten(0, 1)).reshape(t, b, -1)
     rollout = Rollout(images, bids, torch.ones_like(bids, dtype=torch.bool), bids.argmax(2), torch.randn(bids.shape),
-                      torch.zeros(t, b), torch.zeros(t, b, dtype=torch.bool), torch.zeros(0), t * b)
+                      torch.zeros(t, b), torch.zeros(t, b), torch.zeros(t, b, dtype=torch.bool), torch.zeros(0), t * b)
     before = society.theta.detach().clone()
     PPO(society, policy_lr=1e-3, value_lr=1e-3, **HP).update(rollout.samples(society))
     assert not torch.equal(before[:, : society.split], society.theta[:, : society.split])

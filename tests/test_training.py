@@ -192,11 +192,14 @@ def test_trainable_options_learn_from_their_own_inner_steps():
     script = lambda obs, option: torch.tensor([1, 0, 0])[option]  # noqa: E731
     options = Options(script, 3, gamma=0.9, done_action=-1, net=net, trainable=True)
     options.apply(env, env.reset(), torch.tensor([0, 2, 0]))  # 5 steps right (reward 0.8), 20 left, 5 right
-    s = options.samples(lam=1.0)
-    assert s.valid.sum(1).tolist() == [10, 0, 20] and options.steps == []
+    # the chooser values the states where the calls ended at 0.5, 0.3, 0.5: only the call cut by time
+    # (option 2, not terminated) is bootstrapped with it
+    s = options.samples(lam=1.0, continuation=torch.tensor([[0.5, 0.3, 0.5]]))
+    assert s.valid.sum(1).tolist() == [10, 0, 20] and options.steps == [] and options.calls == 0
     mine = s.advantage[0][s.valid[0]]
     assert sorted(mine.tolist()) == pytest.approx(sorted([0.8 * 0.9**j for j in range(5)] * 2))
-    assert s.advantage[2][s.valid[2]].abs().max() == 0 and torch.equal(s.target, s.advantage)
+    assert s.advantage[2][s.valid[2]].tolist() == pytest.approx([0.3 * 0.9 ** (20 - j) for j in range(20)])
+    assert torch.equal(s.target, s.advantage)
     assert s.action[0][s.valid[0]].eq(1).all() and s.action[2][s.valid[2]].eq(0).all()
     evaluation = options.frozen()  # same weights, steps not recorded
     evaluation.apply(env, env.reset(), torch.tensor([0, 2, 0]))

@@ -54,7 +54,8 @@ def build_parser() -> Parser:
     train.add_argument("--options", nargs="+", default=list(d.options), metavar="RUN_DIR",
                        help="monolithic runs whose policies become the primitives (options, frozen by default)")
     train.add_argument("--train-options", action=argparse.BooleanOptionalAction, default=d.train_options,
-                       help="fine-tune the options with PPO, with the settings of their own runs")
+                       help="fine-tune the options with PPO, with the settings of their own runs; use with "
+                            "--init-from (options learn from the values of the agent that chooses them)")
     train.add_argument("--init-from", default=d.init_from, metavar="RUN_DIR",
                        help="start from this run's best checkpoint (transfer; optimisers start afresh)")
     train.add_argument("--steps", type=int, default=d.steps, help="training budget in environment steps")

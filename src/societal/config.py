@@ -28,9 +28,9 @@ class Config:
     """Run folders of monolithic runs whose policies become the primitives (frozen options);
     empty: the environment's actions are the primitives."""
     option_done_action: int = 6
-    train_options: bool = False
-    """Fine-tune the options with PPO on the reward inside them, with their own pre-training settings."""
     """The action that ends an option (MiniGrid's ``done``); it is taken before the option ends."""
+    train_options: bool = False
+    """Fine-tune the options with PPO, with their own pre-training settings, for the agent that chooses them."""
     mechanism: str = "ccv"
     """Auction mechanism: ``v``, ``ccv``, ``bb`` or ``env`` (PAPER.md §1.8)."""
     redundancy: int = 2

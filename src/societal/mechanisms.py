@@ -76,6 +76,19 @@ def auction(bids: Tensor, active: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return top.indices[..., 0], top.values[..., 0], top.values[..., 1].clamp(min=0.0)
 
 
+def prices(mechanism: str, first: Tensor, second: Tensor, last: Tensor, next_first: Tensor,
+           next_second: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(paid, sold_next, paid_next)``, each ``[T, B]``: what the winner of auction t pays for s_t,
+    what it gets for s_{t+1}, and what the next winner pays for s_{t+1} (both 0 after an episode's last step).
+    Arguments as in ``utilities``."""
+    rule = MECHANISMS[mechanism]
+    sold, paid = rule(first, second)
+    next_sold, next_paid = rule(next_first, next_second)
+    sold_next = torch.cat([sold[1:], next_sold[None]]).masked_fill(last, 0.0)
+    paid_next = torch.cat([paid[1:], next_paid[None]]).masked_fill(last, 0.0)
+    return paid, sold_next, paid_next
+
+
 def utilities(
     mechanism: str,
     reward: Tensor,
@@ -94,9 +107,5 @@ def utilities(
     Returns ``U [T, B]`` (the winner's utility) and ``residual [T, B]`` = what the seller of
     s_{t+1} got minus what its buyer paid (0 after the last step).
     """
-    rule = MECHANISMS[mechanism]
-    sold, paid = rule(first, second)
-    next_sold, next_paid = rule(next_first, next_second)
-    sold_next = torch.cat([sold[1:], next_sold[None]]).masked_fill(last, 0.0)
-    paid_next = torch.cat([paid[1:], next_paid[None]]).masked_fill(last, 0.0)
+    paid, sold_next, paid_next = prices(mechanism, first, second, last, next_first, next_second)
     return reward + discount * sold_next - paid, sold_next - paid_next

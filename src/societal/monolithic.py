@@ -84,8 +84,8 @@ class MonolithicCollector:
         self.episode_return = torch.zeros(env.num_envs, device=self.obs.device)
 
     @torch.no_grad()
-    def collect(self, steps: int) -> tuple[Samples, Tensor, int]:
-        """``(samples, returns of the episodes that ended, env steps)``."""
+    def collect(self, steps: int) -> tuple[Samples, Tensor, int, Tensor]:
+        """``(samples, returns of the episodes that ended, env steps, V [T, B] where each step ended)``."""
         log = {k: [] for k in ("obs", "action", "reward", "duration", "terminated", "done", "final", "ended")}
         for _ in range(steps):
             action = self.agent.act(self.obs)
@@ -107,4 +107,4 @@ class MonolithicCollector:
                         r["terminated"], r["done"], self.lam)
         samples = Samples(obs, r["action"].view(1, -1).float(), (advantage + value).view(1, -1),
                           advantage.view(1, -1), torch.ones(1, t * b, dtype=torch.bool, device=obs.device))
-        return samples, r["ended"][r["done"]], int(r["duration"].sum().item())
+        return samples, r["ended"][r["done"]], int(r["duration"].sum().item()), next_value

@@ -63,6 +63,7 @@ class Options:
         self.net, self.trainable = net, trainable
         self.config = config  # the pre-training run's: its PPO settings fine-tune the options
         self.steps: list[tuple[Tensor, ...]] = []
+        self.calls = 0  # apply() calls recorded since the last samples(): the rollout's time index
 
     @classmethod
     def from_runs(cls, paths: list[str | Path], gamma: float, done_action: int,
@@ -109,24 +110,30 @@ class Options:
             ended = term | trunc | (action == self.done_action)
             if self.trainable:
                 self.steps.append((idx, before[idx], action[idx], r[idx], term[idx], ended[idx], final[idx],
-                                   chosen[idx]))
+                                   chosen[idx], torch.full_like(idx, self.calls)))
             running &= ~ended
+        if self.trainable:
+            self.calls += 1
         return Transition(obs, reward, env_return, terminated, truncated, duration, final_obs)
 
     @torch.no_grad()
-    def samples(self, lam: float) -> Samples:
+    def samples(self, lam: float, continuation: Tensor) -> Samples:
         """PPO samples of the inner steps since the last call; option k learns from its own steps only.
 
-        GAE runs within each option call on the environment's reward; where a call ends without the
-        episode terminating it bootstraps from the option's own value (the original used the value of the
-        option that ran next, ORIGINAL.md §2.4: ours keeps each option a policy for its own sub-task).
+        An option works for whoever chose it: GAE runs within each option call on the environment's
+        reward, and a call that ends without the episode terminating is bootstrapped with
+        ``continuation [T, B]``, the chooser's value of the state where call t of environment b ended
+        (a society's primitive: what it gets for that state at the next auction; a monolithic policy:
+        its value there). The original bootstrapped with the value function of the option that ran
+        next (ORIGINAL.md §2.4), a sub-task value that is not earned on the task at hand.
         """
-        env, obs, action, reward, terminated, ended, final, option = (torch.cat(x) for x in zip(*self.steps))
+        env, obs, action, reward, terminated, ended, final, option, call = (torch.cat(x) for x in zip(*self.steps))
         sizes = [len(step[0]) for step in self.steps]
-        self.steps = []
+        self.steps, self.calls = [], 0
         rows = torch.arange(len(env), device=env.device)
         value = torch.cat([self.net.values(o) for o in obs.split(8192)], 1)[option, rows]
         next_value = torch.cat([self.net.values(o) for o in final.split(8192)], 1)[option, rows]
+        next_value = torch.where(ended, continuation[call, env], next_value)
         delta = reward + self.gamma * next_value * ~terminated - value
         advantage, carry = torch.empty_like(delta), torch.zeros(int(env.max()) + 1, device=env.device)
         for d, e, end, a in zip(*(x.split(sizes)[::-1] for x in (delta, env, ended, advantage))):

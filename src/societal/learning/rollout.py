@@ -16,7 +16,7 @@ from torch import Tensor
 
 from societal.environments.vector import VecEnv
 from societal.learning.ppo import Samples
-from societal.mechanisms import auction, utilities
+from societal.mechanisms import auction, prices, utilities
 from societal.society import Society
 
 
@@ -28,6 +28,7 @@ class Rollout:
     winner: Tensor  # [T, B] bidder index
     utility: Tensor  # [T, B, N], 0 for losers
     residual: Tensor  # [T, B] credit created (or destroyed) between step t and t+1
+    resale: Tensor  # [T, B] what the winner of auction t gets for s_{t+1} (what a trainable option works towards)
     last: Tensor  # [T, B] bool: step t ended its episode
     episode_returns: Tensor  # undiscounted returns of the episodes that ended in this rollout
     env_steps: int
@@ -91,8 +92,10 @@ class Collector:
             self.obs = tr.obs
         r = {k: torch.stack(v) for k, v in log.items()}
         _, next_first, next_second = auction(self.society.bid(self.obs), self.active)
+        auctions = r["first"], r["second"], r["last"], next_first, next_second
         u, residual = utilities(self.mechanism, self.scale * r["reward"] + self.shift, self.gamma ** r["duration"],
-                                r["first"], r["second"], r["last"], next_first, next_second)
+                                *auctions)
         utility = torch.zeros_like(r["bids"]).scatter_(2, r["winner"][..., None], u[..., None])
-        return Rollout(r["obs"], r["bids"], r["active"], r["winner"], utility, residual, r["last"],
-                       r["ended_return"][r["last"]], int(r["duration"].sum().item()))
+        return Rollout(r["obs"], r["bids"], r["active"], r["winner"], utility, residual,
+                       prices(self.mechanism, *auctions)[1], r["last"], r["ended_return"][r["last"]],
+                       int(r["duration"].sum().item()))

@@ -224,17 +224,19 @@ def train(
             if config.agent == "society":
                 rollout = collector.collect(steps_per_rollout)
                 samples, returns, steps = rollout.samples(agent), rollout.episode_returns, rollout.env_steps
+                continuation = rollout.resale
                 not_last = ~rollout.last
                 market = {"winner_utility": rollout.utility.sum(2).mean().item(),
                           "conservation_residual": rollout.residual[not_last].mean().item() if not_last.any() else 0.0}
             else:
-                (samples, returns, steps), market = collector.collect(steps_per_rollout), {}
+                (samples, returns, steps, continuation), market = collector.collect(steps_per_rollout), {}
             t1 = time.perf_counter()
             lr_scale = config.lr_decay ** (max(0, update - config.lr_decay_after) // config.lr_decay_every)
             stats = learner.update(samples, lr_scale)
             if option_learner is not None:
                 c = primitives.config
-                stats |= {f"option_{k}": v for k, v in option_learner.update(primitives.samples(c.gae_lambda)).items()}
+                option_samples = primitives.samples(c.gae_lambda, continuation)
+                stats |= {f"option_{k}": v for k, v in option_learner.update(option_samples).items()}
             t2 = time.perf_counter()
             update += 1
             env_steps += steps
