@@ -35,6 +35,7 @@ def fails(argv, capsys, tmp_path):
     (["train", "societal/Chain-v0", "--set", "gamma=abc"], "gamma must be a float, got 'abc'"),
     (["train", "societal/Chain-v0", "--set", "num_envs=64.0"], "num_envs must be an int, got 64.0"),
     (["train", "societal/Chain-v0", "--set", "hidden=32"], "hidden must be a tuple of ints, got 32"),
+    (["train", "societal/Chain-v0", "--train-options"], "train_options needs options (--options RUN …)"),
     (["train", "societal/Chain-v0", "--device", "tpu"], "invalid choice: 'tpu'"),
     (["experiments", "atari"], "invalid choice: 'atari'"),
     (["experiments", "chain", "--seeds", "0"], "--seeds must be at least 1"),

@@ -102,6 +102,7 @@ class Config:
                      f"{f} must be a tuple of {item.__name__}s, got {value!r}")
         need(self.agent in ("society", "monolithic"), f"unknown agent {self.agent!r}; allowed: society, monolithic")
         need(self.mechanism in MECHANISMS, f"unknown mechanism {self.mechanism!r}; allowed: {', '.join(MECHANISMS)}")
+        need(self.options or not self.train_options, "train_options needs options (--options RUN …)")
         need(self.redundancy >= 1, f"redundancy must be at least 1, got {self.redundancy}")
         need(self.steps > 0, f"steps must be positive, got {self.steps}")
         need(self.max_auction_steps >= 0, f"max_auction_steps must be 0 or positive, got {self.max_auction_steps}")

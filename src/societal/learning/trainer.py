@@ -178,8 +178,6 @@ def train(
         mdp.reward = config.reward_scale * mdp.reward + config.reward_shift
         q_star = value_iteration(mdp, config.gamma)
     learner = make_ppo(agent, config)
-    if config.train_options and not isinstance(primitives, Options):
-        raise SocietalError("train_options needs options (--options RUN …)")
     option_learner = make_ppo(primitives.net, primitives.config) if config.train_options else None
     tuned = tuned or config.train_options  # options that differ from their run folders are saved with the agent
     steps_per_rollout = math.ceil(config.auction_steps_per_update / config.num_envs)
