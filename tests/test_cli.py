@@ -40,6 +40,9 @@ def fails(argv, capsys, tmp_path):
     (["experiments", "atari"], "invalid choice: 'atari'"),
     (["experiments", "chain", "--seeds", "0"], "--seeds must be at least 1"),
     (["experiments", "chain", "--jobs", "0"], "--jobs must be at least 1, got 0"),
+    (["experiments", "chain", "--max-wall-s", "-5"], "--max-wall-s must be 0 or positive, got -5.0"),
+    (["experiments", "chain", "--device", "tpu"], "invalid choice: 'tpu'"),
+    (["train", "societal/Chain-v0", "--max-wall-s", "-1"], "max_wall_s must be 0 or positive, got -1.0"),
     (["eval", "no/such/run"], "is not a run folder"),
 ])
 def test_bad_input_is_one_clear_line(argv, message, capsys, tmp_path, monkeypatch):
@@ -78,7 +81,24 @@ def test_experiments_print_the_paper_commands(capsys):
     assert "--seed 1" in lines[-1]
 
 
+def test_experiments_pass_the_device_and_the_time_budget_to_every_run(capsys):
+    assert main(["experiments", "mental-rotation", "--seeds", "2", "--device", "cuda", "--max-wall-s", "600"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and all(line.endswith("--device cuda --max-wall-s 600.0") for line in lines)
+
+
 def test_experiments_refuse_to_overwrite(capsys, tmp_path):
     (tmp_path / "duality" / "cloned-ccv" / "seed0").mkdir(parents=True)
     err = fails(["experiments", "duality", "--for-real", "--root", str(tmp_path)], capsys, tmp_path)
     assert "already exist" in err
+
+
+
+def test_the_report_summarises_every_seed_and_draws_the_curves(capsys, tmp_path):
+    for seed in (0, 1):
+        societal.train("societal/Bandit-v0", steps=8192, seed=seed, eval_every=1, eval_episodes=20, progress=False,
+                       out=tmp_path / "bandit" / "cloned-ccv" / f"seed{seed}")
+    assert main(["experiments", "bandit", "--report", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "cloned-ccv/seed0" in out and "cloned-ccv/seed1" in out
+    assert (tmp_path / "bandit" / "returns.png").is_file()

@@ -68,6 +68,14 @@ def test_callback_stops_training(tmp_path):
     assert m["update"].max() == 3 and m.eval_return_mean.notna().iloc[-1]
 
 
+def test_a_wall_clock_budget_stops_training_and_still_evaluates(tmp_path):
+    run = societal.train("societal/Chain-v0", out=tmp_path / "run", max_wall_s=0.5,
+                         **{**FAST, "steps": 10**9, "eval_every": 10**6})
+    m = run.metrics
+    assert m["update"].max() >= 1 and m.wall_s.iloc[-2] < 0.5  # it ran until the budget was spent, no longer
+    assert m.eval_return_mean.notna().iloc[-1] and (run.path / "plots" / "returns.png").is_file()
+
+
 @pytest.mark.parametrize("env_id", ["FrozenLake-v1", "CliffWalking-v1", "Taxi-v4", "CartPole-v1"])
 def test_any_discrete_action_gymnasium_env_trains(tmp_path, env_id):
     scale = {"CliffWalking-v1": 0.01, "Taxi-v4": 0.05}.get(env_id, 1.0)

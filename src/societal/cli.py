@@ -61,6 +61,8 @@ def build_parser() -> Parser:
     train.add_argument("--steps", type=int, default=d.steps, help="training budget in environment steps")
     train.add_argument("--max-auction-steps", type=int, default=d.max_auction_steps,
                        help="also stop after this many auction steps (0: no limit)")
+    train.add_argument("--max-wall-s", type=float, default=d.max_wall_s,
+                       help="also stop after this many seconds of training, then evaluate as usual (0: no limit)")
     train.add_argument("--seed", type=int, default=d.seed)
     train.add_argument("--num-envs", type=int, default=d.num_envs, help="parallel environments")
     train.add_argument("--device", choices=["cpu", "cuda", "auto"], default=d.device)
@@ -102,6 +104,8 @@ def build_parser() -> Parser:
     ex.add_argument("--root", type=Path, default=Path("runs/paper"), help="where the run folders go")
     ex.add_argument("--report", action="store_true", help="summarise the finished run folders instead")
     ex.add_argument("--scale", type=float, default=1.0, help="multiply every training budget (e.g. 0.01 to try)")
+    ex.add_argument("--device", choices=["cpu", "cuda", "auto"], help="device of every run (default: each run's own)")
+    ex.add_argument("--max-wall-s", type=float, default=0.0, help="stop each run after this many seconds (0: no limit)")
     ex.set_defaults(func=run_experiments)
     return parser
 
@@ -164,7 +168,11 @@ def run_experiments(args: argparse.Namespace) -> int:
         raise SocietalError(f"--scale must be positive, got {args.scale}")
     if args.jobs < 1:
         raise SocietalError(f"--jobs must be at least 1, got {args.jobs}")
-    runs = commands(args.name, args.seeds, args.root, args.scale)
+    if args.max_wall_s < 0:
+        raise SocietalError(f"--max-wall-s must be 0 or positive, got {args.max_wall_s}")
+    extra = (["--device", args.device] if args.device else []) + (["--max-wall-s", str(args.max_wall_s)]
+                                                                    if args.max_wall_s else [])
+    runs = [(folder, [*argv, *extra]) for folder, argv in commands(args.name, args.seeds, args.root, args.scale)]
     for _, argv in runs:
         print(shlex.join(["societal", *argv]))
     if not args.for_real:

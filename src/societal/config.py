@@ -43,6 +43,8 @@ class Config:
     """Training budget in environment steps."""
     max_auction_steps: int = 0
     """Also stop after this many auction steps (top-level choices; options last several env steps). 0: no limit."""
+    max_wall_s: float = 0.0
+    """Also stop after this many seconds of training (then evaluate and write the outputs as usual). 0: no limit."""
     init_from: str = ""
     """Run folder whose best checkpoint initialises the agent (transfer); optimisers start afresh."""
     seed: int = 0
@@ -106,6 +108,7 @@ class Config:
         need(self.redundancy >= 1, f"redundancy must be at least 1, got {self.redundancy}")
         need(self.steps > 0, f"steps must be positive, got {self.steps}")
         need(self.max_auction_steps >= 0, f"max_auction_steps must be 0 or positive, got {self.max_auction_steps}")
+        need(self.max_wall_s >= 0, f"max_wall_s must be 0 or positive, got {self.max_wall_s}")
         need(self.threads >= 1, f"threads must be at least 1, got {self.threads}")
         need(self.num_envs >= 1, f"num_envs must be at least 1, got {self.num_envs}")
         need(self.device in ("cpu", "cuda", "auto"), f"unknown device {self.device!r}; allowed: cpu, cuda, auto")

@@ -55,12 +55,48 @@ def summarize_run(folder: Path, target: float) -> dict:
 
 
 def summarize(name: str, root: Path) -> pd.DataFrame:
+    """One row per run folder of experiment ``name`` under ``root``; also draws ``<root>/<name>/*.png``."""
     if name == "tworooms":
         return summarize_tworooms(root)
     folders = sorted(p.parent for p in (root / name).glob("*/seed*/metrics.csv"))
     if not folders:
         raise SocietalError(f"no runs of {name!r} under {root / name}; run them with --for-real first")
+    plot_conditions(root / name, sorted({f.parent.name for f in folders}), ("env_steps", "wall_s"), name,
+                    root / name / "returns.png")
     return pd.DataFrame([summarize_run(f, TARGET[name]) for f in folders])
+
+
+def evaluations(folder: Path, condition: str) -> list[pd.DataFrame]:
+    """The evaluation rows of every seed of ``condition`` that has evaluated."""
+    files = folder.glob(f"{condition}/seed*/metrics.csv")
+    return [e for f in files if len(e := pd.read_csv(f).dropna(subset=["eval_return_mean"]))]
+
+
+def plot_conditions(folder: Path, conditions: list[str], xs: tuple[str, ...], title: str, path: Path,
+                    xlim: dict[str, float] | None = None) -> None:
+    """Evaluation return of each condition against each of ``xs``: the median and 10–90 % band over seeds
+    (PAPER.md §2, the paper's curves), on the range every seed reached; ``xlim`` caps an axis."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from societal.plots import _save
+
+    fig, axes = plt.subplots(1, len(xs), figsize=(5.5 * len(xs), 4), squeeze=False)
+    for condition in conditions:
+        if not (evals := evaluations(folder, condition)):
+            continue
+        for ax, x in zip(axes[0], xs):
+            grid = np.linspace(0, min(e[x].max() for e in evals), 100)
+            curves = np.stack([np.interp(grid, e[x], e.eval_return_mean) for e in evals])
+            low, mid, high = np.percentile(curves, [10, 50, 90], axis=0)
+            ax.plot(grid, mid, label=f"{condition} ({len(evals)} seeds)")
+            ax.fill_between(grid, low, high, alpha=0.2, lw=0)
+            ax.set(xlabel=x.replace("_", " "), ylabel="evaluation return", title=title)
+    for ax, x in zip(axes[0], xs):
+        if x in (xlim or {}):
+            ax.set_xlim(0, xlim[x])
+    axes[0, 0].legend(fontsize=8)
+    _save(fig, path)
 
 
 def tworooms_target(condition: str) -> tuple[str, float]:
@@ -104,26 +140,12 @@ def plot_tworooms(folder: Path) -> None:
     from societal.plots import _save
 
     for task in ("green", "blue"):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        option_auctions = 0  # the auction-step view spans the runs over options (flat PPO's 2 M would squash them)
-        for condition in sorted(p.name for p in folder.glob(f"{task}-*")):
-            files = folder.glob(f"{condition}/seed*/metrics.csv")
-            evals = [e for f in files if len(e := pd.read_csv(f).dropna(subset=["eval_return_mean"]))]
-            if not evals:
-                continue
-            for ax, x in zip(axes, ("env_steps", "auction_steps")):
-                grid = np.linspace(0, min(e[x].max() for e in evals), 100)
-                curves = np.stack([np.interp(grid, e[x], e.eval_return_mean) for e in evals])
-                low, mid, high = np.percentile(curves, [10, 50, 90], axis=0)
-                ax.plot(grid, mid, label=f"{condition} ({len(evals)} seeds)")
-                ax.fill_between(grid, low, high, alpha=0.2, lw=0)
-                ax.set(xlabel=x.replace("_", " "), ylabel="evaluation return", title=f"{task.capitalize()}TwoRooms")
-            if not condition.endswith("flat"):
-                option_auctions = max(option_auctions, min(e.auction_steps.max() for e in evals))
-        if option_auctions:
-            axes[1].set_xlim(0, option_auctions)
-        axes[0].legend(fontsize=8)
-        _save(fig, folder / f"{task}.png")
+        conditions = sorted(p.name for p in folder.glob(f"{task}-*"))
+        # the auction-step view spans the runs over options (flat PPO's 2 M would squash them)
+        over_options = [min(e.auction_steps.max() for e in evals) for c in conditions
+                        if not c.endswith("flat") and (evals := evaluations(folder, c))]
+        plot_conditions(folder, conditions, ("env_steps", "auction_steps"), f"{task.capitalize()}TwoRooms",
+                        folder / f"{task}.png", {"auction_steps": max(over_options)} if over_options else None)
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for condition in ("society", "hierarchical"):

@@ -63,9 +63,11 @@ def make_ppo(agent: Society | Monolithic, c: Config) -> PPO:
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise SocietalError("device 'cuda' requested but no CUDA GPU is available; use --device cpu or auto")
+    if name == "cuda":
+        torch.backends.cudnn.benchmark = True  # batch shapes are fixed for a whole run: tune each convolution once
     return torch.device(name)
 
 
@@ -215,7 +217,8 @@ def train(
     writer.metrics({"update": 0, "env_steps": 0, "auction_steps": 0, "wall_s": 0.0, **checkpoint(0, 0)})
     try:
         def finished() -> bool:
-            return env_steps >= config.steps or 0 < config.max_auction_steps <= auction_steps
+            return (env_steps >= config.steps or 0 < config.max_auction_steps <= auction_steps
+                    or 0 < config.max_wall_s <= time.perf_counter() - start)
 
         while not finished():
             t0 = time.perf_counter()
