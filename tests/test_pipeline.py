@@ -1,11 +1,12 @@
 """The TwoRooms pipeline end to end at a tiny budget: options, society and baselines, transfer, report."""
 
+import pandas as pd
 import torch
 
 import societal
 from societal.cli import main
 from societal.experiments.paper import commands, run_all
-from societal.experiments.report import summarize
+from societal.experiments.report import median_row, summarize
 
 TINY = ["--num-envs", "8", "--quiet", "--set", "auction_steps_per_update=64", "--set", "minibatch=32",
         "--set", "eval_episodes=4", "--set", "eval_every=1"]
@@ -67,3 +68,13 @@ def test_run_all_starts_a_run_only_after_the_runs_it_reads(tmp_path, capfd):
     out = capfd.readouterr()
     assert "no/Such-v0" in out.err and "Duality-v0" in out.out and "Bandit-v0" not in out.out
     assert run_all(runs[1:], jobs=1) == 0 and "Bandit-v0" in capfd.readouterr().out
+
+
+def test_the_median_row_reads_the_median_curve_over_the_evaluations_every_seed_made():
+    def evals(returns, steps=(0, 10, 20)):
+        return pd.DataFrame({"auction_steps": steps, "eval_return_mean": returns, "eval_success_rate": 0.0})
+
+    row = median_row("blue-society", [evals([0.0, 0.6, 0.7]), evals([0.0, 0.2, 0.6]),
+                                      evals([0.0, 0.9, 0.5, 0.6], (0, 5, 10, 20))])
+    assert row["auction_steps_to_target"] == 20 and row["eval_return"] == 0.6  # medians 0, 0.5, 0.6
+    assert median_row("blue-society", [evals([0.0, 0.1, 0.2])] * 2)["auction_steps_to_target"] is None

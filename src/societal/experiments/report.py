@@ -126,8 +126,27 @@ def summarize_tworooms(root: Path) -> pd.DataFrame:
         })
     if not rows:
         raise SocietalError(f"no runs of 'tworooms' under {root / 'tworooms'}; run them with --for-real first")
+    for condition in sorted({row["run"].split("/")[0] for row in rows}):
+        if len(evals := evaluations(root / "tworooms", condition)) > 1:
+            rows.append(median_row(condition, evals))
     plot_tworooms(root / "tworooms")
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    counts = ["env_steps", "auction_steps", "wall_s", "auction_steps_to_target", "env_steps_to_target"]
+    return table.astype(dict.fromkeys(counts, "Int64"))  # counts stay integers beside the median rows' blanks
+
+
+def median_row(condition: str, evals: list[pd.DataFrame]) -> dict:
+    """The median over seeds at each evaluation that every seed made (the paper's curves are medians)."""
+    import numpy as np
+
+    measure, level = tworooms_target(condition)
+    steps = sorted(set.intersection(*(set(e.auction_steps) for e in evals)))
+    median = {c: np.median([e.set_index("auction_steps").loc[steps, c] for e in evals], axis=0)
+              for c in (measure, "eval_return_mean")}
+    hit = [n for n, m in zip(steps, median[measure]) if m >= level]
+    return {"run": f"{condition}/median of {len(evals)} seeds", "target": f"{measure[5:]} >= {level}",
+            "eval_return": round(float(median["eval_return_mean"][-1]), 3),
+            "auction_steps_to_target": int(hit[0]) if hit else None}
 
 
 def plot_tworooms(folder: Path) -> None:
