@@ -40,7 +40,7 @@ def fails(argv, capsys, tmp_path):
     (["experiments", "atari"], "invalid choice: 'atari'"),
     (["experiments", "chain", "--seeds", "0"], "--seeds must be at least 1"),
     (["experiments", "chain", "--jobs", "0"], "--jobs must be at least 1, got 0"),
-    (["experiments", "chain", "--max-wall-s", "-5"], "--max-wall-s must be 0 or positive, got -5.0"),
+    (["experiments", "chain", "--max-wall-s", "-5"], "max_wall_s must be 0 or positive, got -5.0"),
     (["experiments", "chain", "--device", "tpu"], "invalid choice: 'tpu'"),
     (["train", "societal/Chain-v0", "--max-wall-s", "-1"], "max_wall_s must be 0 or positive, got -1.0"),
     (["eval", "no/such/run"], "is not a run folder"),
@@ -91,7 +91,6 @@ def test_experiments_refuse_to_overwrite(capsys, tmp_path):
     (tmp_path / "duality" / "cloned-ccv" / "seed0").mkdir(parents=True)
     err = fails(["experiments", "duality", "--for-real", "--root", str(tmp_path)], capsys, tmp_path)
     assert "already exist" in err
-
 
 
 def test_the_report_summarises_every_seed_and_draws_the_curves(capsys, tmp_path):

@@ -168,8 +168,7 @@ def run_experiments(args: argparse.Namespace) -> int:
         raise SocietalError(f"--scale must be positive, got {args.scale}")
     if args.jobs < 1:
         raise SocietalError(f"--jobs must be at least 1, got {args.jobs}")
-    if args.max_wall_s < 0:
-        raise SocietalError(f"--max-wall-s must be 0 or positive, got {args.max_wall_s}")
+    Config(max_wall_s=args.max_wall_s).validate()  # before any run starts, with train's own message
     extra = (["--device", args.device] if args.device else []) + (["--max-wall-s", str(args.max_wall_s)]
                                                                     if args.max_wall_s else [])
     runs = [(folder, [*argv, *extra]) for folder, argv in commands(args.name, args.seeds, args.root, args.scale)]

@@ -61,7 +61,8 @@ def summarize(name: str, root: Path) -> pd.DataFrame:
     folders = sorted(p.parent for p in (root / name).glob("*/seed*/metrics.csv"))
     if not folders:
         raise SocietalError(f"no runs of {name!r} under {root / name}; run them with --for-real first")
-    plot_conditions(root / name, sorted({f.parent.name for f in folders}), ("env_steps", "wall_s"), name,
+    conditions = sorted({f.parent.name for f in folders})
+    plot_conditions({c: evaluations(root / name, c) for c in conditions}, ("env_steps", "wall_s"), name,
                     root / name / "returns.png")
     return pd.DataFrame([summarize_run(f, TARGET[name]) for f in folders])
 
@@ -72,23 +73,24 @@ def evaluations(folder: Path, condition: str) -> list[pd.DataFrame]:
     return [e for f in files if len(e := pd.read_csv(f).dropna(subset=["eval_return_mean"]))]
 
 
-def plot_conditions(folder: Path, conditions: list[str], xs: tuple[str, ...], title: str, path: Path,
+def plot_conditions(curves: dict[str, list[pd.DataFrame]], xs: tuple[str, ...], title: str, path: Path,
                     xlim: dict[str, float] | None = None) -> None:
-    """Evaluation return of each condition against each of ``xs``: the median and 10–90 % band over seeds
-    (PAPER.md §2, the paper's curves), on the range every seed reached; ``xlim`` caps an axis."""
+    """Evaluation return of each condition (its seeds' ``evaluations``) against each of ``xs``: the median and
+    10–90 % band over seeds (PAPER.md §2, the paper's curves), on the range every seed reached; ``xlim`` caps
+    an axis."""
     import matplotlib.pyplot as plt
     import numpy as np
 
     from societal.plots import _save
 
     fig, axes = plt.subplots(1, len(xs), figsize=(5.5 * len(xs), 4), squeeze=False)
-    for condition in conditions:
-        if not (evals := evaluations(folder, condition)):
+    for condition, evals in curves.items():
+        if not evals:
             continue
         for ax, x in zip(axes[0], xs):
             grid = np.linspace(0, min(e[x].max() for e in evals), 100)
-            curves = np.stack([np.interp(grid, e[x], e.eval_return_mean) for e in evals])
-            low, mid, high = np.percentile(curves, [10, 50, 90], axis=0)
+            seeds = np.stack([np.interp(grid, e[x], e.eval_return_mean) for e in evals])
+            low, mid, high = np.percentile(seeds, [10, 50, 90], axis=0)
             ax.plot(grid, mid, label=f"{condition} ({len(evals)} seeds)")
             ax.fill_between(grid, low, high, alpha=0.2, lw=0)
             ax.set(xlabel=x.replace("_", " "), ylabel="evaluation return", title=title)
@@ -126,10 +128,9 @@ def summarize_tworooms(root: Path) -> pd.DataFrame:
         })
     if not rows:
         raise SocietalError(f"no runs of 'tworooms' under {root / 'tworooms'}; run them with --for-real first")
-    for condition in sorted({row["run"].split("/")[0] for row in rows}):
-        if len(evals := evaluations(root / "tworooms", condition)) > 1:
-            rows.append(median_row(condition, evals))
-    plot_tworooms(root / "tworooms")
+    curves = {c: evaluations(root / "tworooms", c) for c in sorted({row["run"].split("/")[0] for row in rows})}
+    rows += [median_row(c, evals) for c, evals in curves.items() if len(evals) > 1]
+    plot_tworooms(root / "tworooms", curves)
     table = pd.DataFrame(rows)
     counts = ["env_steps", "auction_steps", "wall_s", "auction_steps_to_target", "env_steps_to_target"]
     return table.astype(dict.fromkeys(counts, "Int64"))  # counts stay integers beside the median rows' blanks
@@ -149,9 +150,9 @@ def median_row(condition: str, evals: list[pd.DataFrame]) -> dict:
             "auction_steps_to_target": int(hit[0]) if hit else None}
 
 
-def plot_tworooms(folder: Path) -> None:
-    """Median and 10–90 % band over seeds of each condition, against env steps and auction steps, and the
-    histogram of per-weight change during transfer (PAPER.md §2.4)."""
+def plot_tworooms(folder: Path, curves: dict[str, list[pd.DataFrame]]) -> None:
+    """Median and 10–90 % band over seeds of each condition (``curves``: its seeds' ``evaluations``), against
+    env steps and auction steps, and the histogram of per-weight change during transfer (PAPER.md §2.4)."""
     import matplotlib.pyplot as plt
     import numpy as np
     import torch
@@ -159,11 +160,11 @@ def plot_tworooms(folder: Path) -> None:
     from societal.plots import _save
 
     for task in ("green", "blue"):
-        conditions = sorted(p.name for p in folder.glob(f"{task}-*"))
+        stage = {c: evals for c, evals in curves.items() if c.startswith(f"{task}-")}
         # the auction-step view spans the runs over options (flat PPO's 2 M would squash them)
-        over_options = [min(e.auction_steps.max() for e in evals) for c in conditions
-                        if not c.endswith("flat") and (evals := evaluations(folder, c))]
-        plot_conditions(folder, conditions, ("env_steps", "auction_steps"), f"{task.capitalize()}TwoRooms",
+        over_options = [min(e.auction_steps.max() for e in evals) for c, evals in stage.items()
+                        if not c.endswith("flat") and evals]
+        plot_conditions(stage, ("env_steps", "auction_steps"), f"{task.capitalize()}TwoRooms",
                         folder / f"{task}.png", {"auction_steps": max(over_options)} if over_options else None)
 
     fig, ax = plt.subplots(figsize=(6, 4))
