@@ -71,6 +71,8 @@ def test_corrupt_checkpoint(capsys, tmp_path):
     run = societal.train("societal/Bandit-v0", steps=4096, out=tmp_path / "run", progress=False)
     (run.path / "checkpoints" / "last.pt").write_bytes(b"\x00garbage")
     assert "cannot read checkpoint" in fails(["eval", str(run.path), "--checkpoint", "last"], capsys, tmp_path)
+    (run.path / "checkpoints" / "best.pt").unlink()
+    assert "has no checkpoint best.pt" in fails(["eval", str(run.path)], capsys, tmp_path)
 
 
 def test_experiments_print_the_paper_commands(capsys):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import societal
+from societal.config import Config
 from societal.errors import SocietalError
 
 FAST = dict(steps=20_000, eval_every=2, eval_episodes=20, progress=False)
@@ -52,6 +53,14 @@ def test_load_restores_the_society(tmp_path):
     assert loaded.config == run.config and loaded.env_steps == run.env_steps
     result = loaded.evaluate(episodes=7)
     assert len(result.returns) == 7 and result.wins.sum() == 70  # 7 episodes × 10 auctions
+
+
+def test_settings_take_lists_and_paths_as_python_callers_write_them(tmp_path):
+    config = Config(options=[tmp_path / "red", "blue"], hidden=[32, 32], init_from=tmp_path).validate()
+    assert config.options == (str(tmp_path / "red"), "blue") and config.hidden == (32, 32)
+    assert config.init_from == str(tmp_path) and Config.from_dict(config.to_dict()) == config
+    with pytest.raises(SocietalError, match="hidden must be a tuple of ints"):
+        Config(hidden=[32, "wide"]).validate()
 
 
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):

@@ -117,7 +117,6 @@ def run_train(args: argparse.Namespace) -> int:
     for field in dataclasses.fields(Config):  # every Config field that has a flag
         if field.name != "env" and hasattr(args, field.name):
             overrides.setdefault(field.name, getattr(args, field.name))
-    overrides["options"] = tuple(overrides["options"])
     run = train(args.env, out=args.out, progress=not args.quiet, env_kwargs=dict(args.env_kwarg),
                 eval_env_kwargs=dict(args.eval_env_kwarg), **overrides)
     last = run.metrics.dropna(subset=["eval_return_mean"]).iloc[-1]

@@ -6,6 +6,7 @@ The CLI, the experiment presets and ``config.json`` are views of this dataclass.
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from dataclasses import dataclass, field
 
@@ -87,6 +88,18 @@ class Config:
     eval_max_auctions: int = 1000
     """An evaluation episode still running after this many auctions counts with its return so far."""
 
+    def __post_init__(self) -> None:
+        """Python callers and ``config.json`` give lists and paths: ``options=[Path("runs/red"), …]``."""
+        def plain(v: object) -> object:
+            return os.fspath(v) if isinstance(v, os.PathLike) else v
+
+        for f, kind in typing.get_type_hints(Config).items():
+            value = getattr(self, f)
+            if typing.get_origin(kind) is tuple and isinstance(value, list | tuple):
+                setattr(self, f, tuple(map(plain, value)))
+            elif kind is str:
+                setattr(self, f, plain(value))
+
     def validate(self) -> Config:
         def need(ok: bool, msg: str) -> None:
             if not ok:
@@ -131,8 +144,4 @@ class Config:
         unknown = set(d) - names
         if unknown:
             raise SocietalError(f"unknown config keys {sorted(unknown)}; allowed: {sorted(names)}")
-        d = dict(d)
-        for key in ("hidden", "options"):
-            if key in d:
-                d[key] = tuple(d[key])
         return cls(**d)

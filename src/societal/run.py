@@ -126,9 +126,11 @@ def load(path: str | Path, checkpoint: str = "best") -> Run:
     path = Path(path)
     if not (path / "config.json").is_file():
         raise SocietalError(f"{path} is not a run folder (no config.json)")
+    if checkpoint not in ("best", "last"):
+        raise SocietalError(f"unknown checkpoint {checkpoint!r}; allowed: best, last")
     file = path / "checkpoints" / f"{checkpoint}.pt"
     if not file.is_file():
-        raise SocietalError(f"no checkpoint {file}; allowed: best, last")
+        raise SocietalError(f"{path} has no checkpoint {file.name} (a run writes both at its first evaluation)")
     try:
         ckpt = torch.load(file, map_location="cpu", weights_only=True)
         if not isinstance(ckpt, dict) or not ckpt.keys() >= CHECKPOINT_KEYS:
