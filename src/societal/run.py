@@ -130,7 +130,7 @@ def load(path: str | Path, checkpoint: str = "best") -> Run:
         raise SocietalError(f"unknown checkpoint {checkpoint!r}; allowed: best, last")
     file = path / "checkpoints" / f"{checkpoint}.pt"
     if not file.is_file():
-        raise SocietalError(f"{path} has no checkpoint {file.name} (a run writes both at its first evaluation)")
+        raise SocietalError(f"{path} has no checkpoint {file.name} (every run writes best.pt and last.pt as it starts)")
     try:
         ckpt = torch.load(file, map_location="cpu", weights_only=True)
         if not isinstance(ckpt, dict) or not ckpt.keys() >= CHECKPOINT_KEYS:
