@@ -40,6 +40,9 @@ def fails(argv, capsys, tmp_path):
     (["experiments", "atari"], "invalid choice: 'atari'"),
     (["experiments", "chain", "--seeds", "0"], "--seeds must be at least 1"),
     (["experiments", "chain", "--jobs", "0"], "--jobs must be at least 1, got 0"),
+    (["experiments", "chain", "--first-seed", "-1"], "--first-seed must be 0 or more, got -1"),
+    (["experiments", "tworooms", "--only", "blue"], "unknown condition blue for tworooms; allowed: option-red"),
+    (["experiments", "tworooms", "--only", "blue-society", "--for-real"], "which neither exist nor are among them"),
     (["experiments", "chain", "--max-wall-s", "-5"], "max_wall_s must be 0 or positive, got -5.0"),
     (["experiments", "chain", "--device", "tpu"], "invalid choice: 'tpu'"),
     (["train", "societal/Chain-v0", "--max-wall-s", "-1"], "max_wall_s must be 0 or positive, got -1.0"),
@@ -81,6 +84,13 @@ def test_experiments_print_the_paper_commands(capsys):
     assert len(lines) == 8 and all(line.startswith("societal train societal/Bandit-v0") for line in lines)
     assert sum("--mechanism ccv --dropout" in line for line in lines) == 2
     assert "--seed 1" in lines[-1]
+
+
+def test_experiments_add_seeds_and_select_conditions(capsys):
+    assert main(["experiments", "tworooms", "--first-seed", "5", "--seeds", "2", "--only", "blue-society"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all("societal/BlueTwoRooms-v0" in line for line in lines)
+    assert "blue-society/seed5" in lines[0] and "--seed 6" in lines[1]
 
 
 def test_experiments_pass_the_device_and_the_time_budget_to_every_run(capsys):

@@ -16,7 +16,7 @@ import pandas as pd
 
 from societal.config import Config
 from societal.errors import SocietalError
-from societal.experiments.paper import EXPERIMENTS, commands, run_all
+from societal.experiments.paper import EXPERIMENTS, commands, conditions, run_all
 from societal.mechanisms import MECHANISMS
 from societal.networks import NETWORKS
 
@@ -100,7 +100,10 @@ def build_parser() -> Parser:
     ex.add_argument("--for-real", action="store_true", help="run the commands")
     ex.add_argument("--jobs", type=int, default=1,
                     help="runs at once (a run waits for the runs it reads, e.g. its options); 2 on a 2-core machine")
-    ex.add_argument("--seeds", type=int, default=1, help="repeat with seeds 0..N-1")
+    ex.add_argument("--seeds", type=int, default=1, help="repeat with N seeds: 0..N-1, or from --first-seed on")
+    ex.add_argument("--first-seed", type=int, default=0, help="the first seed (e.g. 5 to add seeds to 0..4)")
+    ex.add_argument("--only", nargs="+", metavar="CONDITION",
+                    help="only these conditions' runs (e.g. blue-society; the folders they read must exist)")
     ex.add_argument("--root", type=Path, default=Path("runs/paper"), help="where the run folders go")
     ex.add_argument("--report", action="store_true", help="summarise the finished run folders instead")
     ex.add_argument("--scale", type=float, default=1.0, help="multiply every training budget (e.g. 0.01 to try)")
@@ -153,6 +156,12 @@ def run_mnist_classifier(args: argparse.Namespace) -> int:
 def run_experiments(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise SocietalError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.first_seed < 0:
+        raise SocietalError(f"--first-seed must be 0 or more, got {args.first_seed}")
+    unknown = sorted(set(args.only or []) - set(conditions(args.name)))
+    if unknown:
+        raise SocietalError(f"unknown condition {', '.join(unknown)} for {args.name}; "
+                            f"allowed: {', '.join(conditions(args.name))}")
     if args.report:
         from societal.experiments.report import summarize
 
@@ -170,7 +179,8 @@ def run_experiments(args: argparse.Namespace) -> int:
     Config(max_wall_s=args.max_wall_s).validate()  # before any run starts, with train's own message
     extra = (["--device", args.device] if args.device else []) + (["--max-wall-s", str(args.max_wall_s)]
                                                                     if args.max_wall_s else [])
-    runs = [(folder, [*argv, *extra]) for folder, argv in commands(args.name, args.seeds, args.root, args.scale)]
+    every = commands(args.name, args.seeds, args.root, args.scale, args.first_seed)
+    runs = [(folder, [*argv, *extra]) for folder, argv in every if not args.only or folder.parent.name in args.only]
     for _, argv in runs:
         print(shlex.join(["societal", *argv]))
     if not args.for_real:
@@ -178,6 +188,11 @@ def run_experiments(args: argparse.Namespace) -> int:
     existing = [str(folder) for folder, _ in runs if folder.exists()]
     if existing:
         raise SocietalError(f"run folders already exist: {', '.join(existing)}; remove them or pass --root")
+    others = {str(f) for f, _ in every} - {str(f) for f, _ in runs}  # runs left out by --only
+    missing = sorted({a for _, argv in runs for a in argv if a in others and not Path(a).is_dir()})
+    if missing:
+        raise SocietalError(f"the runs read {', '.join(missing)}, which neither exist nor are among them; "
+                            "add their conditions to --only")
     return run_all(runs, args.jobs)
 
 

@@ -75,21 +75,28 @@ def tworooms(seed: int, root: Path, scale: float) -> list[tuple[Path, list[str]]
     return [(f, [*argv, *common, "--out", str(f)]) for f, argv in runs]
 
 
-def commands(name: str, seeds: int, root: Path, scale: float = 1.0) -> list[tuple[Path, list[str]]]:
-    """``(output folder, argv after 'societal')`` of every run of experiment ``name``, for seeds 0..seeds-1.
+def commands(name: str, seeds: int, root: Path, scale: float = 1.0,
+             first_seed: int = 0) -> list[tuple[Path, list[str]]]:
+    """``(output folder, argv after 'societal')`` of every run of experiment ``name``, for ``seeds`` seeds
+    from ``first_seed`` on. A run's condition is the name of its folder's parent (``conditions(name)``).
 
     ``scale`` multiplies every training budget (e.g. 0.01 for a quick try of the whole pipeline).
     """
     if name == "tworooms":
-        return [run for seed in range(seeds) for run in tworooms(seed, root, scale)]
+        return [run for seed in range(first_seed, first_seed + seeds) for run in tworooms(seed, root, scale)]
     env, steps, conditions = PRESETS[name]
     out = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         for condition, flags in conditions:
             folder = root / name / condition / f"seed{seed}"
             out.append((folder, ["train", env, *flags, "--steps", str(max(1, int(steps * scale))),
                                  "--seed", str(seed), "--out", str(folder)]))
     return out
+
+
+def conditions(name: str) -> list[str]:
+    """The conditions of experiment ``name``, in the order it runs them."""
+    return list(dict.fromkeys(folder.parent.name for folder, _ in commands(name, 1, Path())))
 
 
 def run_all(runs: list[tuple[Path, list[str]]], jobs: int = 1) -> int:
