@@ -158,10 +158,10 @@ def run_experiments(args: argparse.Namespace) -> int:
         raise SocietalError(f"--seeds must be at least 1, got {args.seeds}")
     if args.first_seed < 0:
         raise SocietalError(f"--first-seed must be 0 or more, got {args.first_seed}")
-    unknown = sorted(set(args.only or []) - set(conditions(args.name)))
+    allowed = conditions(args.name)
+    unknown = sorted(set(args.only or []) - set(allowed))
     if unknown:
-        raise SocietalError(f"unknown condition {', '.join(unknown)} for {args.name}; "
-                            f"allowed: {', '.join(conditions(args.name))}")
+        raise SocietalError(f"unknown condition {', '.join(unknown)} for {args.name}; allowed: {', '.join(allowed)}")
     if args.report:
         from societal.experiments.report import summarize
 

@@ -21,8 +21,8 @@ def bids_at(bids: pd.DataFrame, env_steps: float) -> pd.DataFrame:
     return bids[bids.env_steps == min(steps, key=lambda s: abs(s - env_steps))]
 
 
-def summarize_run(folder: Path, target: float) -> dict:
-    metrics, bids = pd.read_csv(folder / "metrics.csv"), pd.read_csv(folder / "bids.csv")
+def summarize_run(folder: Path, metrics: pd.DataFrame, target: float) -> dict:
+    bids = pd.read_csv(folder / "bids.csv")
     ev = metrics.dropna(subset=["eval_return_mean"])
     solved = ev[ev.eval_return_mean >= target - 1e-6]
     row = {
@@ -58,19 +58,25 @@ def summarize(name: str, root: Path) -> pd.DataFrame:
     """One row per run folder of experiment ``name`` under ``root``; also draws ``<root>/<name>/*.png``."""
     if name == "tworooms":
         return summarize_tworooms(root)
-    folders = sorted(p.parent for p in (root / name).glob("*/seed*/metrics.csv"))
-    if not folders:
+    runs = read_runs(root / name)
+    if not runs:
         raise SocietalError(f"no runs of {name!r} under {root / name}; run them with --for-real first")
-    conditions = sorted({f.parent.name for f in folders})
-    plot_conditions({c: evaluations(root / name, c) for c in conditions}, ("env_steps", "wall_s"), name,
-                    root / name / "returns.png")
-    return pd.DataFrame([summarize_run(f, TARGET[name]) for f in folders])
+    plot_conditions(evaluations(runs), ("env_steps", "wall_s"), name, root / name / "returns.png")
+    return pd.DataFrame([summarize_run(f, m, TARGET[name]) for f, m in runs.items()])
 
 
-def evaluations(folder: Path, condition: str) -> list[pd.DataFrame]:
-    """The evaluation rows of every seed of ``condition`` that has evaluated."""
-    files = folder.glob(f"{condition}/seed*/metrics.csv")
-    return [e for f in files if len(e := pd.read_csv(f).dropna(subset=["eval_return_mean"]))]
+def read_runs(folder: Path) -> dict[Path, pd.DataFrame]:
+    """The metrics of every run folder ``<folder>/<condition>/seed<k>``, each file read once."""
+    return {f.parent: pd.read_csv(f) for f in sorted(folder.glob("*/seed*/metrics.csv"))}
+
+
+def evaluations(runs: dict[Path, pd.DataFrame]) -> dict[str, list[pd.DataFrame]]:
+    """condition → the evaluation rows of each of its seeds that has evaluated."""
+    curves: dict[str, list[pd.DataFrame]] = {}
+    for folder, metrics in runs.items():
+        if len(ev := metrics.dropna(subset=["eval_return_mean"])):
+            curves.setdefault(folder.parent.name, []).append(ev)
+    return curves
 
 
 def plot_conditions(curves: dict[str, list[pd.DataFrame]], xs: tuple[str, ...], title: str, path: Path,
@@ -85,8 +91,6 @@ def plot_conditions(curves: dict[str, list[pd.DataFrame]], xs: tuple[str, ...], 
 
     fig, axes = plt.subplots(1, len(xs), figsize=(5.5 * len(xs), 4), squeeze=False)
     for condition, evals in curves.items():
-        if not evals:
-            continue
         for ax, x in zip(axes[0], xs):
             grid = np.linspace(0, min(e[x].max() for e in evals), 100)
             seeds = np.stack([np.interp(grid, e[x], e.eval_return_mean) for e in evals])
@@ -109,9 +113,8 @@ def tworooms_target(condition: str) -> tuple[str, float]:
 
 
 def summarize_tworooms(root: Path) -> pd.DataFrame:
-    rows = []
-    for folder in sorted(p.parent for p in (root / "tworooms").glob("*/seed*/metrics.csv")):
-        metrics = pd.read_csv(folder / "metrics.csv")
+    rows, runs = [], read_runs(root / "tworooms")
+    for folder, metrics in runs.items():
         ev = metrics.dropna(subset=["eval_return_mean"])
         if ev.empty:  # a run that is just starting
             continue
@@ -128,8 +131,8 @@ def summarize_tworooms(root: Path) -> pd.DataFrame:
         })
     if not rows:
         raise SocietalError(f"no runs of 'tworooms' under {root / 'tworooms'}; run them with --for-real first")
-    curves = {c: evaluations(root / "tworooms", c) for c in sorted({row["run"].split("/")[0] for row in rows})}
-    rows += [median_row(c, evals) for c, evals in curves.items() if len(evals) > 1]
+    curves = evaluations(runs)
+    rows += [median_row(c, evals) for c, evals in sorted(curves.items()) if len(evals) > 1]
     plot_tworooms(root / "tworooms", curves)
     table = pd.DataFrame(rows)
     counts = ["env_steps", "auction_steps", "wall_s", "auction_steps_to_target", "env_steps_to_target"]
@@ -163,7 +166,7 @@ def plot_tworooms(folder: Path, curves: dict[str, list[pd.DataFrame]]) -> None:
         stage = {c: evals for c, evals in curves.items() if c.startswith(f"{task}-")}
         # the auction-step view spans the runs over options (flat PPO's 2 M would squash them)
         over_options = [min(e.auction_steps.max() for e in evals) for c, evals in stage.items()
-                        if not c.endswith("flat") and evals]
+                        if not c.endswith("flat")]
         plot_conditions(stage, ("env_steps", "auction_steps"), f"{task.capitalize()}TwoRooms",
                         folder / f"{task}.png", {"auction_steps": max(over_options)} if over_options else None)
 
