@@ -76,8 +76,7 @@ def test_vectorised_twin_steps_like_the_gymnasium_env(env_id):
 
 
 def test_any_discrete_gymnasium_env_becomes_a_tensor_batch():
-    vec = make_vec("FrozenLake-v1", {}, 3, torch.device("cpu"))
-    assert isinstance(vec, GymVecEnv)
+    vec = GymVecEnv("FrozenLake-v1", {}, 3, torch.device("cpu"))
     obs = vec.reset(seed=0)
     assert obs.shape == (3, 16) and torch.equal(obs.sum(1), torch.ones(3))
     obs, reward, term, _, final = vec.step(torch.tensor([0, 1, 2]))

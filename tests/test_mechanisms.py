@@ -5,7 +5,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from societal.mechanisms import MECHANISMS, auction, utilities
+from societal.learning.rollout import draw_exploring
+from societal.mechanisms import MECHANISMS, auction, settle, utilities
 
 # Three auctions of one episode, 3 bidders; the middle step is an option of duration 2.
 BIDS = torch.tensor([[0.5, 0.7, 0.2], [0.6, 0.1, 0.3], [0.2, 0.4, 0.9]])[:, None]  # [T, B=1, N]
@@ -97,3 +98,42 @@ def test_credit_conservation(episode):
             assert created >= 0
         else:
             assert created == 0
+
+
+def test_mean_prices_settle_at_the_winners_mean_and_the_best_other_mean():
+    means = torch.tensor([[0.3, 0.5, 0.2, 0.3], [0.6, 0.6, 0.1, 0.1]])
+    active = torch.tensor([[True, True, True, True], [True, True, True, False]])
+    first, second = settle(means, torch.tensor([2, 1]), active)
+    assert first.tolist() == pytest.approx([0.2, 0.6]) and second.tolist() == pytest.approx([0.5, 0.6])
+    # a cloned primitive's two bidders share one mean: the winning clone pays exactly that mean
+    alone = settle(means[:1], torch.tensor([1]), torch.tensor([[False, True, False, False]]))
+    assert alone[1].item() == 0.0  # no other active bidder: no price
+
+
+def test_what_a_seller_gets_after_an_exploratory_auction_is_the_full_auctions_price():
+    first, second = torch.tensor([[0.7], [0.4]]), torch.tensor([[0.6], [0.35]])  # as held (step 1 explored)
+    market = torch.tensor([[0.7], [0.9]]), torch.tensor([[0.6], [0.8]])  # the full auctions
+    reward, discount = torch.tensor([[0.0], [1.0]]), torch.full((2, 1), 0.9)
+    last = torch.tensor([[False], [True]])
+    zero = torch.zeros(1)
+    u, residual = utilities("ccv", reward, discount, first, second, last, zero, zero, market)
+    assert u[:, 0].tolist() == pytest.approx([0.9 * 0.8 - 0.6, 1.0 - 0.35])  # sold at 0.8, the explorer paid 0.35
+    assert residual[0, 0].item() == pytest.approx(0.8 - 0.35)  # credit the exploratory auction created
+    u_plain, _ = utilities("ccv", reward, discount, first, second, last, zero, zero)
+    assert u_plain[0, 0].item() == pytest.approx(0.9 * 0.35 - 0.6)
+
+
+def test_exploratory_auctions_hold_one_random_primitives_bidders():
+    primitive_of = torch.arange(6) % 3  # 3 primitives × 2 clones
+    active = torch.ones(4000, 6, dtype=torch.bool)
+    active[:, 0] = False  # dropout: bidder 0 sits out
+    taking_part, exploring = draw_exploring(active, primitive_of, 0.25)
+    assert exploring.float().mean().item() == pytest.approx(0.25, abs=0.03)
+    assert torch.equal(taking_part[~exploring], active[~exploring])
+    held = taking_part[exploring]
+    assert not held[:, 0].any()  # who sat out stays out
+    assert all(len(set(primitive_of[row].tolist())) == 1 for row in held)  # one primitive's bidders each
+    # every primitive is explored, in proportion to its active bidders (1, 2 and 2 of 5)
+    share = torch.bincount(primitive_of[held.float().argmax(1)], minlength=3).float() / len(held)
+    assert share.tolist() == pytest.approx([0.2, 0.4, 0.4], abs=0.05)
+    assert torch.equal(draw_exploring(active, primitive_of, 0.0)[0], active)

@@ -27,7 +27,9 @@ def test_a_run_writes_every_output(tmp_path):
         assert column in m
     assert (m.conservation_residual.dropna().abs() < 1e-6).all()  # ccv conserves credit
     bids = run.bids
-    assert set(bids.state) <= {0, 1, 2, 3, 4} and set(bids.learner) == {0, 1}
+    assert set(bids.state) == set(range(6)) and set(bids.learner) == {0, 1}  # every state, visited or not
+    assert set(bids[bids.visits > 0].state) <= {0, 1, 2, 3, 4}  # the goal is entered, never left
+    assert list(bids.action.unique()) == ["Left", "Right"]
     assert bids.q_star.notna().all() and bids.mean_bid.between(0, 1).all()
 
 
@@ -112,7 +114,7 @@ LEARN = dict(policy_lr=4e-4, eval_every=25, eval_episodes=200, progress=False)
 
 def final_bids(run):
     b = run.bids
-    return b[b["update"] == b["update"].max()].set_index(["state", "primitive"])
+    return b[(b["update"] == b["update"].max()) & (b.visits > 0)].set_index(["state", "primitive"])
 
 
 @pytest.mark.slow

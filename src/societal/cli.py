@@ -10,12 +10,13 @@ import ast
 import dataclasses
 import shlex
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
 
-from societal.config import Config
-from societal.errors import SocietalError
+from societal.config import PRESETS, Config
+from societal.errors import SocietalError, SocietalWarning
 from societal.experiments.paper import EXPERIMENTS, commands, conditions, run_all
 from societal.mechanisms import MECHANISMS
 from societal.networks import NETWORKS
@@ -41,36 +42,44 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     d = Config()
-    train = sub.add_parser("train", help="train a society on an environment")
+    train = sub.add_parser("train", help="train a society on an environment",
+                           description="Settings not given come from the preset: --preset paper on the paper's "
+                                       "tasks, --preset general on any other (the values shown are the paper's).")
     train.add_argument("env", help="Gymnasium id, e.g. societal/Chain-v0, societal/Bandit-v0, FrozenLake-v1")
-    train.add_argument("--agent", choices=["society", "monolithic"], default=d.agent,
-                       help="a society of bidding primitives, or the monolithic PPO baseline")
-    train.add_argument("--mechanism", choices=list(MECHANISMS), default=d.mechanism, help="auction mechanism")
-    train.add_argument("--redundancy", type=int, default=d.redundancy, help="bidders per primitive (r)")
-    train.add_argument("--clone", action=argparse.BooleanOptionalAction, default=d.clone,
-                       help="redundant bidders share weights (cloned society)")
-    train.add_argument("--dropout", action=argparse.BooleanOptionalAction, default=d.dropout, help="agent dropout")
-    train.add_argument("--network", choices=NETWORKS, default=d.network, help="bidder / policy architecture")
-    train.add_argument("--options", nargs="+", default=list(d.options), metavar="RUN_DIR",
-                       help="monolithic runs whose policies become the primitives (options, frozen by default)")
-    train.add_argument("--train-options", action=argparse.BooleanOptionalAction, default=d.train_options,
-                       help="fine-tune the options with PPO, with the settings of their own runs; use with "
-                            "--init-from (options learn from the values of the agent that chooses them)")
-    train.add_argument("--init-from", default=d.init_from, metavar="RUN_DIR",
-                       help="start from this run's best checkpoint (transfer; optimisers start afresh)")
-    train.add_argument("--steps", type=int, default=d.steps, help="training budget in environment steps")
-    train.add_argument("--max-auction-steps", type=int, default=d.max_auction_steps,
-                       help="also stop after this many auction steps (0: no limit)")
-    train.add_argument("--max-wall-s", type=float, default=d.max_wall_s,
-                       help="also stop after this many seconds of training, then evaluate as usual (0: no limit)")
-    train.add_argument("--seed", type=int, default=d.seed)
-    train.add_argument("--num-envs", type=int, default=d.num_envs, help="parallel environments")
-    train.add_argument("--device", choices=["cpu", "cuda", "auto"], default=d.device)
-    train.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
-    train.add_argument("--compile", action=argparse.BooleanOptionalAction, default=d.compile,
-                       help="torch.compile the PPO step (faster long runs, ~20 s to compile)")
-    train.add_argument("--reward-scale", type=float, default=d.reward_scale)
-    train.add_argument("--reward-shift", type=float, default=d.reward_shift)
+    train.add_argument("--preset", choices=list(PRESETS),
+                       help="named settings: paper (the paper's, reproduced exactly) or general (beyond the paper: "
+                            "prices that reach Q* on long horizons and a market that explores)")
+
+    def setting(flag: str, text: str, **kw) -> None:  # a Config field; not given: the preset's value
+        paper = getattr(d, flag[2:].replace("-", "_"))
+        train.add_argument(flag, default=None, help=f"{text} (paper: {paper})", **kw)
+
+    setting("--agent", "a society of bidding primitives, or the monolithic PPO baseline",
+            choices=["society", "monolithic"])
+    setting("--mechanism", "auction mechanism", choices=list(MECHANISMS))
+    setting("--redundancy", "bidders per primitive (r)", type=int)
+    setting("--clone", "redundant bidders share weights (cloned society)", action=argparse.BooleanOptionalAction)
+    setting("--dropout", "agent dropout", action=argparse.BooleanOptionalAction)
+    setting("--network", "bidder / policy architecture", choices=NETWORKS)
+    setting("--options", "monolithic runs whose policies become the primitives (options, frozen by default)",
+            nargs="+", metavar="RUN_DIR")
+    setting("--train-options", "fine-tune the options with PPO, with the settings of their own runs; use with "
+            "--init-from (options learn from the values of the agent that chooses them)",
+            action=argparse.BooleanOptionalAction)
+    setting("--init-from", "start from this run's best checkpoint (transfer; optimisers start afresh)",
+            metavar="RUN_DIR")
+    setting("--steps", "training budget in environment steps", type=int)
+    setting("--max-auction-steps", "also stop after this many auction steps (0: no limit)", type=int)
+    setting("--max-wall-s", "also stop after this many seconds of training, then evaluate as usual (0: no limit)",
+            type=float)
+    setting("--seed", "random seed", type=int)
+    setting("--num-envs", "parallel environments", type=int)
+    setting("--device", "where to compute", choices=["cpu", "cuda", "auto"])
+    setting("--threads", "torch CPU threads", type=int)
+    setting("--compile", "torch.compile the PPO step (faster long runs, ~20 s to compile)",
+            action=argparse.BooleanOptionalAction)
+    setting("--reward-scale", "utilities use reward-scale · r + reward-shift", type=float)
+    setting("--reward-shift", "see --reward-scale", type=float)
     train.add_argument("--out", type=Path, help="run folder (default: runs/<env>_<mechanism>_seed<seed>_<time>)")
     train.add_argument("--env-kwarg", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                        help="environment constructor argument, e.g. --env-kwarg length=10 (repeatable)")
@@ -117,11 +126,13 @@ def run_train(args: argparse.Namespace) -> int:
     from societal.learning.trainer import train
 
     overrides = dict(args.set)
-    for field in dataclasses.fields(Config):  # every Config field that has a flag
-        if field.name != "env" and hasattr(args, field.name):
-            overrides.setdefault(field.name, getattr(args, field.name))
-    run = train(args.env, out=args.out, progress=not args.quiet, env_kwargs=dict(args.env_kwarg),
-                eval_env_kwargs=dict(args.eval_env_kwarg), **overrides)
+    for field in dataclasses.fields(Config):  # every Config field given as a flag
+        if field.name not in ("env", "preset") and getattr(args, field.name, None) is not None:
+            overrides[field.name] = getattr(args, field.name)
+    for field in ("env_kwargs", "eval_env_kwargs"):
+        if getattr(args, field[:-1]):
+            overrides[field] = dict(getattr(args, field[:-1]))
+    run = train(args.env, preset=args.preset, out=args.out, progress=not args.quiet, **overrides)
     last = run.metrics.dropna(subset=["eval_return_mean"]).iloc[-1]
     print(f"{run.path}: {run.env_steps} env steps, evaluation return {last.eval_return_mean:.4f} "
           f"± {last.eval_return_std:.4f}")
@@ -166,7 +177,13 @@ def run_experiments(args: argparse.Namespace) -> int:
         from societal.experiments.report import summarize
 
         with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 60):
-            print(summarize(args.name, args.root).to_string(index=False))
+            table = summarize(args.name, args.root)
+            if args.name == "markets":
+                from societal.experiments.markets import report
+
+                print(report(table))
+            else:
+                print(table.to_string(index=False))
         if args.name == "mental-rotation":
             from societal.experiments.report import mental_rotation_oracle
 
@@ -198,11 +215,18 @@ def run_experiments(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except SocietalError as e:
-        print(f"societal {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():  # our warnings as one line each, for this command only
+        def show(message, category, filename, lineno, file=None, line=None) -> None:
+            text = (f"societal {args.command}: warning: {message}\n" if issubclass(category, SocietalWarning)
+                    else warnings.formatwarning(message, category, filename, lineno, line))
+            print(text, end="", file=sys.stderr)
+
+        warnings.showwarning = show
+        try:
+            return args.func(args)
+        except SocietalError as e:
+            print(f"societal {args.command}: error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130

@@ -1,4 +1,4 @@
-"""The configuration of a run: the paper's values as defaults (PAPER.md §3.3).
+"""The configuration of a run: the paper's values as defaults (its §3.3 hyperparameters), and named presets.
 
 The CLI, the experiment presets and ``config.json`` are views of this dataclass.
 """
@@ -14,11 +14,15 @@ from societal.errors import SocietalError
 from societal.mechanisms import MECHANISMS
 from societal.networks import NETWORKS
 
+PRICES = ("sampled", "mean")
+
 
 @dataclass
 class Config:
     env: str = "societal/Chain-v0"
     """Gymnasium id of the task (``societal/…`` or any env with a Discrete action space)."""
+    preset: str = "paper"
+    """The named settings the run started from (``PRESETS``); settings given explicitly override them."""
     env_kwargs: dict = field(default_factory=dict)
     """Keyword arguments for the environment's constructor."""
     eval_env_kwargs: dict = field(default_factory=dict)
@@ -71,6 +75,9 @@ class Config:
     policy_lr: float = 4e-5
     value_lr: float = 5e-3
     entropy: float = 0.1
+    entropy_final: float = 0.0
+    entropy_halflife: int = 0
+    """The entropy coefficient after t env steps is final + (entropy − final) · 2^(−t / halflife); 0: constant."""
     value_l2: float = 1e-3
     max_grad_norm: float = 40.0
     lr_decay_after: int = 500
@@ -80,13 +87,27 @@ class Config:
     hidden: tuple[int, ...] = (16,)
     """Hidden layer sizes of the bidders and value functions (``network="mlp"``)."""
     network: str = "mlp"
-    """Bidder and policy architecture: ``mlp`` (PAPER.md §3.1, tabular), ``minigrid_cnn`` or ``mnist_cnn``."""
+    """Bidder and policy architecture: ``mlp`` (the paper's, tabular), ``minigrid_cnn`` or ``mnist_cnn``."""
+    # the market beyond the paper (the ``general`` preset)
+    price: str = "sampled"
+    """What the mechanism prices with: the ``sampled`` bids (the paper) or each bidder's ``mean`` bid."""
+    bid_init_mean: float = 0.5
+    bid_init_precision: float = 2.0
+    """Every bidder starts at Beta(mean · precision, (1 − mean) · precision); the paper's is Beta(1, 1)."""
+    explore: float = 0.0
+    """Probability that a training auction is exploratory: only the bidders of one random primitive take
+    part, and the seller of the state is paid the full auction's price."""
+    bonus: float = 0.0
+    """Count bonus (one-hot observations): the winner at s is also paid bonus / √(auctions its primitive won at s)."""
     # evaluation and outputs
     eval_every: int = 50
     """Updates between evaluations (and checkpoints)."""
     eval_episodes: int = 100
     eval_max_auctions: int = 1000
     """An evaluation episode still running after this many auctions counts with its return so far."""
+    eval_greedy: bool = False
+    """Evaluation bids the mean of every bidder's distribution (a monolithic policy: its most probable
+    choice) instead of sampling, as Stable-Baselines3 evaluates deterministically."""
 
     def __post_init__(self) -> None:
         """Python callers and ``config.json`` give lists and paths: ``options=[Path("runs/red"), …]``."""
@@ -115,7 +136,15 @@ class Config:
                 item = typing.get_args(kind)[0]
                 need(isinstance(value, tuple) and all(isinstance(v, item) and not isinstance(v, bool) for v in value),
                      f"{f} must be a tuple of {item.__name__}s, got {value!r}")
+        need(self.preset in PRESETS, f"unknown preset {self.preset!r}; allowed: {', '.join(PRESETS)}")
         need(self.agent in ("society", "monolithic"), f"unknown agent {self.agent!r}; allowed: society, monolithic")
+        need(self.price in PRICES, f"unknown price {self.price!r}; allowed: {', '.join(PRICES)}")
+        need(0 < self.bid_init_mean < 1 and self.bid_init_precision > 0,
+             f"bid_init_mean must lie in (0, 1) and bid_init_precision be positive, got {self.bid_init_mean} "
+             f"and {self.bid_init_precision}")
+        need(0 <= self.explore < 1, f"explore must lie in [0, 1), got {self.explore}")
+        need(self.bonus >= 0 and self.entropy_final >= 0 and self.entropy_halflife >= 0,
+             "bonus, entropy_final and entropy_halflife must be 0 or positive")
         need(self.mechanism in MECHANISMS, f"unknown mechanism {self.mechanism!r}; allowed: {', '.join(MECHANISMS)}")
         need(self.options or not self.train_options, "train_options needs options (--options RUN …)")
         need(self.redundancy >= 1, f"redundancy must be at least 1, got {self.redundancy}")
@@ -135,6 +164,12 @@ class Config:
         need(len(self.hidden) >= 1 and min(self.hidden) >= 1, f"hidden sizes must be positive, got {self.hidden}")
         return self
 
+    def entropy_at(self, env_steps: int) -> float:
+        """The entropy coefficient after ``env_steps`` env steps."""
+        if not self.entropy_halflife:
+            return self.entropy
+        return self.entropy_final + (self.entropy - self.entropy_final) * 2 ** (-env_steps / self.entropy_halflife)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -145,3 +180,31 @@ class Config:
         if unknown:
             raise SocietalError(f"unknown config keys {sorted(unknown)}; allowed: {sorted(names)}")
         return cls(**d)
+
+
+PRESETS: dict[str, dict] = {
+    "paper": {},  # the paper's settings: the defaults above
+    "general": {
+        "price": "mean", "bid_init_mean": 0.9, "bid_init_precision": 10.0,
+        "entropy": 0.01, "policy_lr": 4e-4, "eval_greedy": True,
+    },
+}
+"""Named settings. ``general`` (beyond the paper) makes prices converge to Q* on long horizons and lets the
+market explore; see the README's "The market beyond the paper"."""
+
+
+PAPER_TASKS = ("societal/Bandit-v0", "societal/Chain-v0", "societal/Duality-v0", "societal/MentalRotation-v0",
+               *(f"societal/{name}TwoRooms-v0" for name in ("RedGoal", "GreenGoal", "BlueGoal", "Green", "Blue")))
+
+
+def default_preset(env: str) -> str:
+    """``paper`` on the paper's tasks, ``general`` on any other."""
+    return "paper" if env in PAPER_TASKS else "general"
+
+
+def from_preset(preset: str | None, env: str, **settings) -> Config:
+    """A ``Config`` for ``env`` of ``preset``'s settings (None: ``default_preset(env)``), with ``settings`` on top."""
+    preset = default_preset(env) if preset is None else preset
+    if preset not in PRESETS:
+        raise SocietalError(f"unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
+    return Config(**{**PRESETS[preset], **settings, "env": env, "preset": preset})

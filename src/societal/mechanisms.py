@@ -22,6 +22,14 @@ with r_t the reward of its transformation (discounted inside an option), τ_t it
 sold_{t+1} = 0 after the last step of an episode. Credit is conserved when what a seller gets
 equals what the next buyer pays: then Σ_t γ^{start_t} U_t = Σ_t γ^{start_t} r_t − paid_0.
 Vickrey creates ``first − second ≥ 0`` at every later step, which ``conservation_residual`` reports.
+
+Beyond the paper, the prices can be *mean prices*: the winner is still the highest sampled bid, but
+``first`` and ``second`` are the winner's mean bid and the highest mean bid of the other active bidders
+(``settle``). In a cloned society the winning primitive's clone then sets the price at exactly its
+mean, instead of the lower of two draws, which sits ≈ 0.56 σ below it: sampled prices deflate by that
+much at every auction, so bids fall further below Q* the further a state lies from the reward.
+And an *exploratory* auction is held among a few bidders only; what the seller of its state gets is
+then the price of the full auction (``market``), so exploring does not lower the price of a state.
 """
 
 from __future__ import annotations
@@ -76,13 +84,24 @@ def auction(bids: Tensor, active: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return top.indices[..., 0], top.values[..., 0], top.values[..., 1].clamp(min=0.0)
 
 
+def settle(values: Tensor, winner: Tensor, active: Tensor) -> tuple[Tensor, Tensor]:
+    """``(first, second)`` from per-bidder ``values [..., N]`` (e.g. mean bids): the winner's value and the
+    highest value of the other active bidders (0 when the winner bids alone)."""
+    first = values.gather(-1, winner[..., None])[..., 0]
+    others = active.clone()
+    others.scatter_(-1, winner[..., None], False)
+    return first, values.masked_fill(~others, 0.0).amax(-1)
+
+
 def prices(mechanism: str, first: Tensor, second: Tensor, last: Tensor, next_first: Tensor,
-           next_second: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+           next_second: Tensor, market: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """``(paid, sold_next, paid_next)``, each ``[T, B]``: what the winner of auction t pays for s_t,
     what it gets for s_{t+1}, and what the next winner pays for s_{t+1} (both 0 after an episode's last step).
-    Arguments as in ``utilities``."""
+    ``market``: ``(first, second)`` of the full auctions, where some were exploratory (what sellers get);
+    other arguments as in ``utilities``."""
     rule = MECHANISMS[mechanism]
-    sold, paid = rule(first, second)
+    paid = rule(first, second)[1]
+    sold = rule(*(market or (first, second)))[0]
     next_sold, next_paid = rule(next_first, next_second)
     sold_next = torch.cat([sold[1:], next_sold[None]]).masked_fill(last, 0.0)
     paid_next = torch.cat([paid[1:], next_paid[None]]).masked_fill(last, 0.0)
@@ -98,14 +117,15 @@ def utilities(
     last: Tensor,
     next_first: Tensor,
     next_second: Tensor,
+    market: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Winner utilities of a batch of auction sequences, and the credit-conservation residual.
 
     ``reward``, ``discount`` (γ^τ), ``first``, ``second`` and ``last`` (step t ends its episode)
     are ``[T, B]``; ``next_first`` and ``next_second`` ``[B]`` are the auction after step T-1,
-    used where that step does not end its episode (a rollout cut, not an episode end).
-    Returns ``U [T, B]`` (the winner's utility) and ``residual [T, B]`` = what the seller of
+    used where that step does not end its episode (a rollout cut, not an episode end); ``market`` as in
+    ``prices``. Returns ``U [T, B]`` (the winner's utility) and ``residual [T, B]`` = what the seller of
     s_{t+1} got minus what its buyer paid (0 after the last step).
     """
-    paid, sold_next, paid_next = prices(mechanism, first, second, last, next_first, next_second)
+    paid, sold_next, paid_next = prices(mechanism, first, second, last, next_first, next_second, market)
     return reward + discount * sold_next - paid, sold_next - paid_next

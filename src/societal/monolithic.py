@@ -52,9 +52,10 @@ class Monolithic(nn.Module):
         return self.value_net(self.value_theta, obs, obs.dim() - self.obs_ndim)[..., 0]
 
     @torch.no_grad()
-    def act(self, obs: Tensor) -> Tensor:
-        """A sampled primitive for each observation: ``[B]``."""
-        return torch.distributions.Categorical(logits=self.logits(obs)[0]).sample()
+    def act(self, obs: Tensor, greedy: bool = False) -> Tensor:
+        """A sampled primitive for each observation (``greedy``: the most probable): ``[B]``."""
+        logits = self.logits(obs)[0]
+        return logits.argmax(-1) if greedy else torch.distributions.Categorical(logits=logits).sample()
 
 
 def gae(reward: Tensor, discount: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,

@@ -2,7 +2,8 @@
 
     config.json              everything needed to rerun it
     metrics.csv              one row per update (units in the column names)
-    bids.csv                 per evaluation, state and learner: Beta mean and std of the bid, Q*, win rate
+    bids.csv                 per evaluation, state and learner: training visits, Beta mean and std of the bid, Q*,
+                             win rate
     tensorboard/             the same scalars as TensorBoard events
     plots/*.png              return curve; bids against Q*
     checkpoints/{last,best}.pt
@@ -31,11 +32,12 @@ if TYPE_CHECKING:
 METRICS = [
     "update", "env_steps", "auction_steps", "wall_s", "collect_s", "update_s", "env_steps_per_s",
     "episodes", "return_mean", "return_std", "return_min", "return_max", "winner_utility",
-    "conservation_residual", "value_loss", "policy_entropy", "clip_fraction", "policy_lr",
+    "conservation_residual", "value_loss", "policy_entropy", "clip_fraction", "policy_lr", "entropy_coef",
     "eval_return_mean", "eval_return_std", "eval_success_rate",
     "option_value_loss", "option_policy_entropy", "option_clip_fraction",  # train_options only
 ]
-BIDS = ["update", "env_steps", "state", "learner", "primitive", "mean_bid", "std_bid", "q_star", "win_rate"]
+BIDS = ["update", "env_steps", "state", "visits", "learner", "primitive", "action", "mean_bid", "std_bid", "q_star",
+        "win_rate"]
 CHECKPOINT_KEYS = {"format", "config", "agent_spec", "agent", "update", "env_steps", "eval_return"}
 
 

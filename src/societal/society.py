@@ -97,11 +97,17 @@ class Society(nn.Module):
         with torch.no_grad():
             self.encoder.init_(self.theta[:, : self.encoder.size])
             self.value_net.init_(self.value_theta)
-            # Head weights 0, μ = sigmoid(0) = 0.5, ν = softplus(b) = 2: every bidder starts at Beta(1, 1).
-            ((w, b),) = self.head.layers(self.theta[:, self.encoder.size : self.split])
-            w.zero_()
-            b.copy_(torch.tensor([0.0, math.log(math.e**2 - 1)]))
+        self.init_bids(0.5, 2.0)  # the paper's Beta(1, 1)
         self.register_buffer("primitive_of", torch.arange(self.num_bidders) % num_primitives)
+
+    @torch.no_grad()
+    def init_bids(self, mean: float, precision: float) -> None:
+        """Every bidder starts at Beta(mean · precision, (1 − mean) · precision) in every state: head
+        weights 0, μ = sigmoid(b_μ) = mean, ν = softplus(b_ν) = precision. A high mean is optimism: an
+        unvisited state is worth much until its bidders learn otherwise."""
+        ((w, b),) = self.head.layers(self.theta[:, self.encoder.size : self.split])
+        w.zero_()
+        b.copy_(torch.tensor([math.log(mean / (1 - mean)), precision + math.log(-math.expm1(-precision))]))
 
     @property
     def value_theta(self) -> Tensor:
@@ -133,12 +139,19 @@ class Society(nn.Module):
     @torch.no_grad()
     def bid(self, obs: Tensor) -> Tensor:
         """One independent bid per bidder and observation: ``[B, N]``."""
-        alpha, beta = self.distribution(obs)
-        return sample_beta(self.bidders(alpha), self.bidders(beta))
+        return self.bid_and_mean(obs)[0]
 
     @torch.no_grad()
-    def act(self, obs: Tensor, active: Tensor | None = None) -> Tensor:
-        """The primitive each auction at ``obs [B, *obs_shape]`` selects: ``[B]``."""
-        bids = self.bid(obs)
+    def bid_and_mean(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """One independent bid per bidder and observation, and the mean of its distribution: ``[B, N]`` each."""
+        alpha, beta = self.distribution(obs)
+        alpha, beta = self.bidders(alpha), self.bidders(beta)
+        return sample_beta(alpha, beta), alpha / (alpha + beta)
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, active: Tensor | None = None, greedy: bool = False) -> Tensor:
+        """The primitive each auction at ``obs [B, *obs_shape]`` selects: ``[B]``. ``greedy``: every bidder
+        bids the mean of its distribution."""
+        bids = self.bid_and_mean(obs)[greedy]
         winner = auction(bids, torch.ones_like(bids, dtype=torch.bool) if active is None else active)[0]
         return self.primitive_of[winner]

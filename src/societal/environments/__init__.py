@@ -1,13 +1,16 @@
-"""Environments: the paper's tasks, registered with Gymnasium under ``societal/``."""
+"""Environments: the paper's tasks and generated finite tasks, registered with Gymnasium under ``societal/``."""
 
 import gymnasium as gym
 
-from societal.environments.mdp import FiniteMDP, finite_mdp, value_iteration
-from societal.environments.tabular import Bandit, Chain, Duality, TabularEnv
+from societal.environments.mdp import FiniteMDP, value_iteration
+from societal.environments.tabular import Bandit, Chain, Duality, TabularEnv, finite_mdp
 
 for _name in ("Bandit", "Chain", "Duality"):
     if f"societal/{_name}-v0" not in gym.registry:
         gym.register(id=f"societal/{_name}-v0", entry_point=f"societal.environments.tabular:{_name}")
+for _name in ("RandomMDP", "GridWorld"):  # generated tasks, each fixed by its seed
+    if f"societal/{_name}-v0" not in gym.registry:
+        gym.register(id=f"societal/{_name}-v0", entry_point=f"societal.environments.generated:{_name}")
 
 # TwoRooms (minigrid is imported only when one of these is made): name -> (start room, goal)
 for _name, (_room, _goal) in {

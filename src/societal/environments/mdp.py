@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-import gymnasium as gym
 import numpy as np
 
 
 @dataclass
 class FiniteMDP:
     """``transition[s, a, s']``: probability of going on to s' (mass that ends the episode is left out);
-    ``reward[s, a]``: expected reward."""
+    ``reward[s, a]``: expected reward; ``start[s]``: where episodes start; ``horizon``: the time limit (None: none);
+    ``reward_bounds``: the lowest and the highest reward a step can pay."""
 
     transition: np.ndarray
     reward: np.ndarray
+    start: np.ndarray
+    horizon: int | None = None
+    reward_bounds: tuple[float, float] = (0.0, 0.0)
+
+    def scaled(self, scale: float, shift: float) -> FiniteMDP:
+        """The same task with every reward r paid as scale · r + shift."""
+        low, high = sorted((scale * self.reward_bounds[0] + shift, scale * self.reward_bounds[1] + shift))
+        return replace(self, reward=scale * self.reward + shift, reward_bounds=(low, high))
 
 
 def value_iteration(mdp: FiniteMDP, gamma: float, tol: float = 1e-10, max_iter: int = 1_000_000) -> np.ndarray:
@@ -28,20 +36,29 @@ def value_iteration(mdp: FiniteMDP, gamma: float, tol: float = 1e-10, max_iter: 
     return q
 
 
-def finite_mdp(env: gym.Env) -> FiniteMDP | None:
-    """The table of a societal tabular task or of a Gymnasium toy-text task (``env.P``), else None."""
-    env = env.unwrapped
-    if hasattr(env, "mdp"):
-        return env.mdp()
-    table = getattr(env, "P", None)
-    if not isinstance(table, dict) or not isinstance(env.observation_space, gym.spaces.Discrete):
-        return None
-    n, m = env.observation_space.n, env.action_space.n
-    transition, reward = np.zeros((n, m, n)), np.zeros((n, m))
-    for s, actions in table.items():
-        for a, outcomes in actions.items():
-            for p, s_next, r, done in outcomes:
-                reward[s, a] += p * r
-                if not done:
-                    transition[s, a, s_next] += p
-    return FiniteMDP(transition, reward)
+def bid_range_warnings(mdp: FiniteMDP, q: np.ndarray) -> list[str]:
+    """What keeps bids in [0, 1] from expressing Q* (``q``, of the rewards the market is paid), one line each."""
+    lines = []
+    low, high = mdp.reward_bounds
+    if low < 0 or high > 1:
+        lines.append(f"rewards range over [{low:.3g}, {high:.3g}], outside [0, 1]; bids lie in [0, 1], so map them "
+                     "with --reward-scale / --reward-shift such that Q* lies in [0, 1]")
+    value = q.max(1)  # what a state sells for; a losing action may be worth less than 0 and simply bid ≈ 0
+    if value.min() < -1e-9 or q.max() > 1 + 1e-9:
+        lines.append(f"Q* ranges over [{min(value.min(), 0):.3g}, {q.max():.3g}] (best actions), outside the bids' "
+                     "range [0, 1]: bids cannot reach it (rescale the rewards)")
+    if never_finishes(mdp, q):
+        lines.append("the best policy never ends an episode: the reward paid on the way is worth more than finishing "
+                     "(a --reward-shift is paid at every step, so a positive one can reward never finishing)")
+    return lines
+
+
+def never_finishes(mdp: FiniteMDP, q: np.ndarray) -> bool:
+    """The greedy policy of ``q`` almost never ends an episode, though some policy can."""
+    best = np.eye(q.shape[1])[q.argmax(1)]
+    going_on = np.einsum("sa,sat->st", best, mdp.transition)
+    here = mdp.start.copy()
+    for _ in range(mdp.horizon or 10 * len(q)):
+        here = here @ going_on
+    can_end = (mdp.transition.sum(2) < 1 - 1e-9).any()
+    return bool(can_end and here.sum() > 0.999 and q.max(1) @ mdp.start > 1e-9)

@@ -1,8 +1,11 @@
-"""The paper's tabular tasks (PAPER.md §2.1–2.3) as deterministic finite MDPs.
+"""Finite MDPs as tables: the paper's tabular tasks (PAPER.md §2.1–2.3), any Gymnasium env with a
+transition table ``P`` (FrozenLake, Taxi, CliffWalking), and the generated tasks of ``generated.py``.
 
-Each task is a table: ``next_state[s, a]``, ``reward[s, a]``, ``terminal[s, a]`` (the step ends
-the episode), a start state and a horizon (a truncation). ``TabularEnv`` serves the table as a
-Gymnasium environment; ``TabularVecEnv`` steps many copies at once in torch.
+A table lists the outcomes of every (state, action): outcome k happens with probability
+``prob[s, a, k]``, leads to ``next_state[s, a, k]``, pays ``reward[s, a, k]`` and ends the episode
+if ``terminal[s, a, k]``. Episodes start in a state drawn from ``start`` and are truncated after
+``horizon`` steps (``None``: never). ``TabularEnv`` serves a table as a Gymnasium environment;
+``TabularVecEnv`` steps many copies at once in torch.
 """
 
 from __future__ import annotations
@@ -16,46 +19,110 @@ from societal.environments.mdp import FiniteMDP
 
 
 class TabularEnv(gym.Env):
-    """A deterministic finite MDP with one-hot-able states (``Discrete`` observations)."""
+    """A finite MDP with ``Discrete`` observations. Tables are ``[S, A, K]`` (K outcomes) or ``[S, A]``
+    (deterministic); ``start`` is a state or a distribution over states."""
 
     metadata = {"render_modes": ["ansi"]}  # noqa: RUF012  (Gymnasium convention)
+    action_names: tuple[str, ...] = ()
+    """Names of the actions, for plots (``action k`` where empty)."""
 
-    def __init__(self, next_state, reward, terminal, start: int, horizon: int, render_mode=None) -> None:
-        self.next_state = np.asarray(next_state, dtype=np.int64)
-        self.reward = np.asarray(reward, dtype=np.float64)
-        self.terminal = np.asarray(terminal, dtype=bool)
-        self.start, self.horizon, self.render_mode = start, horizon, render_mode
-        num_states, num_actions = self.next_state.shape
+    def __init__(self, next_state, reward, terminal, start: int | np.ndarray, horizon: int | None,
+                 prob=None, render_mode=None) -> None:
+        def outcomes(x, dtype) -> np.ndarray:
+            x = np.asarray(x, dtype=dtype)
+            return x[..., None] if x.ndim == 2 else x
+
+        self.next_state = outcomes(next_state, np.int64)
+        self.reward = outcomes(reward, np.float64)
+        self.terminal = outcomes(terminal, bool)
+        self.prob = np.ones(self.next_state.shape) if prob is None else outcomes(prob, np.float64)
+        num_states, num_actions, _ = self.next_state.shape
+        self.start = np.eye(num_states)[start] if np.ndim(start) == 0 else np.asarray(start, dtype=np.float64)
+        self.horizon, self.render_mode = horizon, render_mode
         self.observation_space = gym.spaces.Discrete(num_states)
         self.action_space = gym.spaces.Discrete(num_actions)
-        self.state, self.t = start, 0
+        self.state, self.t = int(self.start.argmax()), 0
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
-        self.state, self.t = self.start, 0
+        self.state, self.t = int(self.np_random.choice(len(self.start), p=self.start)), 0
         return self.state, {}
 
     def step(self, action):
         s, a = self.state, int(action)
-        self.state, self.t = int(self.next_state[s, a]), self.t + 1
-        terminated = bool(self.terminal[s, a])
-        return self.state, float(self.reward[s, a]), terminated, not terminated and self.t >= self.horizon, {}
+        k = int(self.np_random.choice(self.prob.shape[2], p=self.prob[s, a])) if self.prob.shape[2] > 1 else 0
+        self.state, self.t = int(self.next_state[s, a, k]), self.t + 1
+        terminated = bool(self.terminal[s, a, k])
+        truncated = not terminated and self.horizon is not None and self.t >= self.horizon
+        return self.state, float(self.reward[s, a, k]), terminated, truncated, {}
 
     def render(self):
         return f"t={self.t} state={self.state}"
 
     def mdp(self) -> FiniteMDP:
         n = self.observation_space.n
-        onward = np.eye(n)[self.next_state] * ~self.terminal[..., None]
-        return FiniteMDP(transition=onward, reward=self.reward)
+        onward = self.prob * ~self.terminal  # [S, A, K]: probability mass that goes on
+        transition = np.zeros((n, self.action_space.n, n))
+        s, a, _ = np.indices(self.next_state.shape)
+        np.add.at(transition, (s, a, self.next_state), onward)
+        paid = self.reward[self.prob > 0]
+        return FiniteMDP(transition, (self.prob * self.reward).sum(2), self.start, self.horizon,
+                         (float(paid.min()), float(paid.max())))
+
+
+TOY_TEXT_ACTIONS = {
+    "FrozenLakeEnv": ("Left", "Down", "Right", "Up"),
+    "CliffWalkingEnv": ("Up", "Right", "Down", "Left"),
+    "TaxiEnv": ("South", "North", "East", "West", "Pickup", "Dropoff"),
+}
+
+
+def action_names(env: gym.Env) -> tuple[str, ...]:
+    """The names of a task's actions where it has them (``()`` elsewhere)."""
+    inner = env.unwrapped
+    return tuple(getattr(inner, "action_names", ())) or TOY_TEXT_ACTIONS.get(type(inner).__name__, ())
+
+
+def finite_mdp(env: gym.Env) -> FiniteMDP | None:
+    """The table of a tabular task or of a Gymnasium env with a transition table ``P``, else None."""
+    table = env.unwrapped if isinstance(env.unwrapped, TabularEnv) else from_transition_table(env)
+    return None if table is None else table.mdp()
+
+
+def from_transition_table(env: gym.Env) -> TabularEnv | None:
+    """The table of a Gymnasium env with a transition table ``P`` (toy-text tasks), with its time limit;
+    None for other envs, and for Taxi's ``fickle_passenger``, whose steps leave the table."""
+    inner = env.unwrapped
+    table = getattr(inner, "P", None)
+    if (not isinstance(table, dict) or not isinstance(inner.observation_space, gym.spaces.Discrete)
+            or getattr(inner, "fickle_passenger", False)):
+        return None
+    n, m = inner.observation_space.n, inner.action_space.n
+    k = max(len(outcomes) for actions in table.values() for outcomes in actions.values())
+    prob, reward = np.zeros((n, m, k)), np.zeros((n, m, k))
+    next_state, terminal = np.tile(np.arange(n)[:, None, None], (1, m, k)), np.zeros((n, m, k), bool)
+    for s, actions in table.items():
+        for a, outcomes in actions.items():
+            for i, (p, s_next, r, done) in enumerate(outcomes):
+                prob[s, a, i], next_state[s, a, i], reward[s, a, i], terminal[s, a, i] = p, s_next, r, done
+    start = getattr(inner, "initial_state_distrib", None)
+    if start is None:
+        return None
+    horizon = env.spec.max_episode_steps if env.spec is not None else None
+    tabular = TabularEnv(next_state, reward, terminal, np.asarray(start, np.float64), horizon, prob)
+    tabular.action_names = action_names(env)
+    return tabular
 
 
 class Bandit(TabularEnv):
-    """One state, ``arms`` arms; arm k pays (k+1)/(arms+1) and ends the episode."""
+    """One state, ``arms`` arms; arm k pays ``values[k]`` (default (k+1)/(arms+1)) and ends the episode."""
 
-    def __init__(self, arms: int = 4, render_mode=None) -> None:
-        rewards = (np.arange(arms) + 1) / (arms + 1)
-        super().__init__(np.zeros((1, arms)), rewards[None], np.ones((1, arms)), 0, 1, render_mode)
+    def __init__(self, arms: int = 4, values: list[float] | None = None, render_mode=None) -> None:
+        if values is not None and len(values) != arms:
+            raise ValueError(f"values must have one entry per arm ({arms}), got {len(values)}")
+        rewards = (np.arange(arms) + 1) / (arms + 1) if values is None else np.asarray(values, dtype=np.float64)
+        super().__init__(np.zeros((1, arms)), rewards[None], np.ones((1, arms)), 0, 1, render_mode=render_mode)
+        self.action_names = tuple(f"arm {k}" for k in range(arms))
 
 
 class Chain(TabularEnv):
@@ -64,13 +131,15 @@ class Chain(TabularEnv):
     The horizon is 4·(length-1) steps, as in the original.
     """
 
+    action_names = ("Left", "Right")
+
     def __init__(self, length: int = 6, goal_reward: float = 0.8, render_mode=None) -> None:
         if length < 2:
             raise ValueError(f"length must be at least 2, got {length}")
         s = np.arange(length)
         nxt = np.stack([np.maximum(s - 1, 0), np.minimum(s + 1, length - 1)], axis=1)
         into_goal = (nxt == length - 1) & (s[:, None] != length - 1)
-        super().__init__(nxt, goal_reward * into_goal, into_goal, 0, 4 * (length - 1), render_mode)
+        super().__init__(nxt, goal_reward * into_goal, into_goal, 0, 4 * (length - 1), render_mode=render_mode)
 
 
 class Duality(TabularEnv):
@@ -85,39 +154,59 @@ class Duality(TabularEnv):
     ) -> None:
         nxt = [[2, 1], [0, 1], [2, 2]]
         rew = [[0.0, big], [big, small], [trap, trap]]
-        super().__init__(nxt, rew, np.zeros((3, 2)), 0, horizon, render_mode)
+        super().__init__(nxt, rew, np.zeros((3, 2)), 0, horizon, render_mode=render_mode)
 
 
 class TabularVecEnv:
-    """``num_envs`` copies of a ``TabularEnv`` stepped together in torch, reset in the same step."""
+    """``num_envs`` copies of a ``TabularEnv`` stepped together in torch, reset in the same step.
+
+    Outcomes and start states are drawn from the copies' own random stream (``reset(seed)`` seeds it).
+    """
 
     discrete = True
 
     def __init__(self, env: TabularEnv, num_envs: int, device: torch.device) -> None:
         self.num_envs, self.device = num_envs, device
-        self.num_states = env.observation_space.n
-        self.num_actions = env.action_space.n  # tables flattened to [S·A]: one 1-D take per lookup
-        self.next_state = torch.as_tensor(env.next_state, device=device).flatten()
-        self.reward = torch.as_tensor(env.reward, dtype=torch.float32, device=device).flatten()
-        self.terminal = torch.as_tensor(env.terminal, device=device).flatten()
-        self.start, self.horizon = env.start, env.horizon
+        self.num_states, self.num_actions, self.outcomes = env.next_state.shape
+        # tables flattened to [S·A·K]: one 1-D take per lookup
+        flat = lambda x, dtype=None: torch.as_tensor(x, dtype=dtype, device=device).flatten()  # noqa: E731
+        self.next_state, self.terminal = flat(env.next_state), flat(env.terminal)
+        self.reward = flat(env.reward, torch.float32)
+        self.cumulative = flat(env.prob.cumsum(2), torch.float32).view(-1, self.outcomes)
+        self.start = torch.as_tensor(env.start, dtype=torch.float32, device=device)
+        self.fixed_start = int(env.start.argmax()) if env.start.max() == 1 else None
+        self.horizon = env.horizon
+        self.generator = torch.Generator(device)
         self.eye = torch.eye(self.num_states, device=device)
-        self.state = torch.full((num_envs,), self.start, device=device)
+        self.state = torch.zeros(num_envs, dtype=torch.long, device=device)
         self.t = torch.zeros(num_envs, dtype=torch.long, device=device)
 
-    def reset(self, seed: int | None = None) -> Tensor:  # deterministic tasks: nothing to seed
-        self.state.fill_(self.start)
+    def _starts(self) -> Tensor | int:
+        if self.fixed_start is not None:
+            return self.fixed_start
+        return torch.multinomial(self.start, self.num_envs, replacement=True, generator=self.generator)
+
+    def reset(self, seed: int | None = None) -> Tensor:
+        if seed is not None:
+            self.generator.manual_seed(seed)
+        self.state = torch.zeros_like(self.state) + self._starts()
         self.t.zero_()
         return self.eye[self.state]
 
     def step(self, action: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         sa = self.state * self.num_actions + action
-        reward, terminated, final = self.reward.take(sa), self.terminal.take(sa), self.next_state.take(sa)
+        if self.outcomes == 1:
+            index = sa
+        else:  # the outcome whose cumulative probability first exceeds a uniform draw
+            u = torch.rand(len(sa), 1, generator=self.generator, device=self.device)
+            k = (self.cumulative[sa] <= u).sum(1).clamp(max=self.outcomes - 1)
+            index = sa * self.outcomes + k
+        reward, terminated, final = (x.take(index) for x in (self.reward, self.terminal, self.next_state))
         if mask is not None:  # copies left out stay where they are
             reward, terminated, final = reward * mask, terminated & mask, torch.where(mask, final, self.state)
         self.t += 1 if mask is None else mask.long()
-        truncated = ~terminated & (self.t >= self.horizon)
+        truncated = ~terminated & (self.t >= self.horizon) if self.horizon is not None else torch.zeros_like(terminated)
         done = terminated | truncated
-        self.state = torch.where(done, self.start, final)
+        self.state = torch.where(done, self._starts(), final)
         self.t.masked_fill_(done, 0)
         return self.eye[self.state], reward, terminated, truncated, self.eye[final]

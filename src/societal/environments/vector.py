@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from societal.environments.tabular import TabularEnv, TabularVecEnv
+from societal.environments.tabular import TabularEnv, TabularVecEnv, from_transition_table
 from societal.errors import SocietalError
 
 
@@ -96,11 +96,15 @@ class GymVecEnv:
 
 
 def make_vec(env_id: str, kwargs: dict, num_envs: int, device: torch.device) -> VecEnv:
-    """Our tasks run natively in torch; any other env (or a rendering one) as a ``GymVecEnv``."""
+    """Our tasks and any env with a transition table run natively in torch; any other env (or a rendering
+    one) as a ``GymVecEnv``."""
     env = make(env_id, **kwargs)
     module = type(env.unwrapped).__module__
     if isinstance(env.unwrapped, TabularEnv):
         return TabularVecEnv(env.unwrapped, num_envs, device)
+    table = from_transition_table(env) if kwargs.get("render_mode") is None else None
+    if table is not None:
+        return TabularVecEnv(table, num_envs, device)
     # Imported only here, so that other tasks never import minigrid or load MNIST; rendering (qualitative.py)
     # needs the real MiniGrid envs of a GymVecEnv.
     if module == "societal.environments.tworooms" and kwargs.get("render_mode") is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 # name → (env id, env steps, [(condition, extra flags)])
 MNIST = ["--network", "mnist_cnn", "--eval-env-kwarg", "split=test", "--set", "eval_every=5"]
-PRESETS: dict[str, tuple[str, int, list[tuple[str, list[str]]]]] = {
+PAPER: dict[str, tuple[str, int, list[tuple[str, list[str]]]]] = {
     "bandit": ("societal/Bandit-v0", 5_000_000, [
         ("cloned-ccv", ["--mechanism", "ccv", "--dropout", "--compile"]),
         ("solitary-v", ["--mechanism", "v", "--redundancy", "1", "--dropout", "--compile"]),
@@ -33,7 +33,7 @@ PRESETS: dict[str, tuple[str, int, list[tuple[str, list[str]]]]] = {
         ("monolithic", ["--agent", "monolithic", *MNIST]),
     ]),
 }
-EXPERIMENTS = [*PRESETS, "tworooms"]
+EXPERIMENTS = [*PAPER, "tworooms", "markets"]
 
 # TwoRooms (PAPER.md §2.4): budgets of each stage.
 OPTION_STEPS = 1_000_000  # env steps to pre-train each sub-policy
@@ -57,7 +57,7 @@ def tworooms(seed: int, root: Path, scale: float) -> list[tuple[Path, list[str]]
     def every(stage: str) -> list[str]:
         return ["--set", f"eval_every={EVAL_EVERY[stage]}"]
 
-    common = ["--network", "minigrid_cnn", "--seed", str(seed)]
+    common = ["--preset", "paper", "--network", "minigrid_cnn", "--seed", str(seed)]
     runs = [(folder(f"option-{goal}"), ["train", f"societal/{name}GoalTwoRooms-v0", "--agent", "monolithic",
                                         *OPTION_PPO, "--steps", n(OPTION_STEPS), *every("option")])
             for goal, name in (("red", "Red"), ("green", "Green"), ("blue", "Blue"))]
@@ -84,12 +84,16 @@ def commands(name: str, seeds: int, root: Path, scale: float = 1.0,
     """
     if name == "tworooms":
         return [run for seed in range(first_seed, first_seed + seeds) for run in tworooms(seed, root, scale)]
-    env, steps, conditions = PRESETS[name]
+    if name == "markets":
+        from societal.experiments import markets
+
+        return markets.commands(range(first_seed, first_seed + seeds), root, scale)
+    env, steps, conditions = PAPER[name]
     out = []
     for seed in range(first_seed, first_seed + seeds):
         for condition, flags in conditions:
             folder = root / name / condition / f"seed{seed}"
-            out.append((folder, ["train", env, *flags, "--steps", str(max(1, int(steps * scale))),
+            out.append((folder, ["train", env, "--preset", "paper", *flags, "--steps", str(max(1, int(steps * scale))),
                                  "--seed", str(seed), "--out", str(folder)]))
     return out
 

@@ -23,6 +23,8 @@ def bids_at(bids: pd.DataFrame, env_steps: float) -> pd.DataFrame:
 
 def summarize_run(folder: Path, metrics: pd.DataFrame, target: float) -> dict:
     bids = pd.read_csv(folder / "bids.csv")
+    if "visits" in bids:  # states never visited in training have untrained bids
+        bids = bids[bids.visits > 0]
     ev = metrics.dropna(subset=["eval_return_mean"])
     solved = ev[ev.eval_return_mean >= target - 1e-6]
     row = {
@@ -58,6 +60,10 @@ def summarize(name: str, root: Path) -> pd.DataFrame:
     """One row per run folder of experiment ``name`` under ``root``; also draws ``<root>/<name>/*.png``."""
     if name == "tworooms":
         return summarize_tworooms(root)
+    if name == "markets":
+        from societal.experiments import markets
+
+        return markets.summarize(root)
     runs = read_runs(root / name)
     if not runs:
         raise SocietalError(f"no runs of {name!r} under {root / name}; run them with --for-real first")

@@ -92,7 +92,9 @@ class PPO:
         for k in ("m", "v", "t"):
             getattr(self, k).copy_(state[k])
 
-    def update(self, samples: Samples, lr_scale: float = 1.0) -> dict[str, float]:
+    def update(self, samples: Samples, lr_scale: float = 1.0, entropy: float | None = None) -> dict[str, float]:
+        """One PPO update on ``samples``, learning rates × ``lr_scale``, entropy coefficient ``entropy`` (default:
+        the constructor's)."""
         obs, c, valid = samples.obs, samples.per_obs, samples.valid
         with torch.no_grad():
             old_log_prob = self.agent.log_prob_entropy(obs.repeat_interleave(c, 0), samples.action)[0]
@@ -102,17 +104,19 @@ class PPO:
             advantage = (samples.advantage - mean) / (std + torch.finfo(std.dtype).eps)
 
         lr = self.lr * lr_scale
+        entropy_coef = torch.tensor(self.entropy if entropy is None else entropy, device=obs.device)
         stats, batches = torch.zeros(3, device=obs.device), 0
         for _ in range(self.epochs):
             for index, weight in minibatches(valid, self.minibatch):
                 stats += self.step(obs[index // c], samples.action.gather(1, index), old_log_prob.gather(1, index),
-                                   advantage.gather(1, index), samples.target.gather(1, index), weight, lr)
+                                   advantage.gather(1, index), samples.target.gather(1, index), weight, lr,
+                                   entropy_coef)
                 batches += 1
         value_loss, policy_entropy, clip_fraction = (stats / max(batches, 1)).tolist()
         return {"value_loss": value_loss, "policy_entropy": policy_entropy, "clip_fraction": clip_fraction}
 
     def _step(self, x: Tensor, action: Tensor, old_log_prob: Tensor, advantage: Tensor, target: Tensor,
-              weight: Tensor, lr: Tensor) -> Tensor:
+              weight: Tensor, lr: Tensor, entropy_coef: Tensor) -> Tensor:
         """One PPO minibatch step of every learner (Adam on the rows whose learner has data)."""
         agent, theta = self.agent, self.agent.theta
         with torch.enable_grad():
@@ -120,7 +124,7 @@ class PPO:
             ratio = torch.exp(log_prob - old_log_prob)
             surrogate = torch.min(ratio * advantage, ratio.clamp(1 - self.clip, 1 + self.clip) * advantage)
             value_error = (agent.values(x) - target).square()
-            loss = ((value_error - surrogate - self.entropy * entropy) * weight).sum()
+            loss = ((value_error - surrogate - entropy_coef * entropy) * weight).sum()
             loss = loss + self.value_l2 * agent.value_theta.square().sum()
             (grad,) = torch.autograd.grad(loss, theta)
         with torch.no_grad():

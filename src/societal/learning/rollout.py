@@ -16,7 +16,7 @@ from torch import Tensor
 
 from societal.environments.vector import VecEnv
 from societal.learning.ppo import Samples
-from societal.mechanisms import auction, prices, utilities
+from societal.mechanisms import auction, prices, settle, utilities
 from societal.society import Society
 
 
@@ -56,34 +56,66 @@ def draw_active(num_envs: int, num_bidders: int, device: torch.device) -> Tensor
     return rank >= k
 
 
+def draw_exploring(active: Tensor, primitive_of: Tensor, rate: float) -> tuple[Tensor, Tensor]:
+    """Exploratory auctions: in a fraction ``rate`` of them only the active bidders of one random primitive
+    take part. Returns who takes part ``[B, N]`` and which auctions explore ``[B]``."""
+    pick = torch.multinomial(active.float(), 1)  # a random active bidder of each auction
+    exploring = torch.rand(len(active), 1, device=active.device) < rate
+    return torch.where(exploring, active & (primitive_of[pick] == primitive_of), active), exploring[:, 0]
+
+
 class Collector:
     """Keeps a batch of environments running and collects ``steps`` auctions per environment."""
 
     def __init__(self, society: Society, primitives, env: VecEnv, mechanism: str, gamma: float,
                  dropout: bool, reward_scale: float = 1.0, reward_shift: float = 0.0,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, price: str = "sampled", explore: float = 0.0, bonus: float = 0.0) -> None:
         self.society, self.primitives, self.env = society, primitives, env
         self.mechanism, self.gamma, self.dropout = mechanism, gamma, dropout
         self.scale, self.shift = reward_scale, reward_shift
+        self.mean_prices, self.explore, self.bonus = price == "mean", explore, bonus
         self.obs = env.reset(seed=seed)
         self.device = self.obs.device
         shape = (env.num_envs, society.num_bidders)
         self.active = draw_active(*shape, self.device) if dropout else torch.ones(shape, dtype=torch.bool,
                                                                                    device=self.device)
         self.episode_return = torch.zeros(env.num_envs, device=self.device)
+        self.wins = torch.zeros(self.obs.shape[1] if bonus else 0, society.num_primitives, device=self.device)
+
+    def auction(self, bids: Tensor, means: Tensor, active: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(winner, first, second)``: the highest bid of the ``active`` bidders wins; the prices come from the
+        bids or (mean prices) from the means."""
+        winner, first, second = auction(bids, active)
+        return (winner, *settle(means, winner, active)) if self.mean_prices else (winner, first, second)
+
+    def count_bonus(self, obs: Tensor, primitive: Tensor) -> Tensor:
+        """bonus / √n(s, primitive), n counting this win too (one-hot observations)."""
+        index = (obs.argmax(1), primitive)
+        self.wins.index_put_(index, torch.ones_like(primitive, dtype=self.wins.dtype), accumulate=True)
+        return self.bonus * self.wins[index].rsqrt()
 
     @torch.no_grad()
     def collect(self, steps: int) -> Rollout:
-        log = {k: [] for k in ("obs", "bids", "active", "winner", "first", "second", "reward", "duration",
-                                "last", "ended_return")}
+        log = {k: [] for k in ("obs", "bids", "active", "winner", "first", "second", "market_first", "market_second",
+                                "reward", "duration", "last", "ended_return")}
         for _ in range(steps):
-            bids = self.society.bid(self.obs)
-            winner, first, second = auction(bids, self.active)
-            tr = self.primitives.apply(self.env, self.obs, self.society.primitive_of[winner])
+            bids, means = self.society.bid_and_mean(self.obs)
+            winner, first, second = self.auction(bids, means, self.active)
+            taking_part, market = self.active, (first, second)
+            if self.explore:
+                taking_part, exploring = draw_exploring(self.active, self.society.primitive_of, self.explore)
+                own = self.auction(bids, means, taking_part)
+                winner, first, second = (torch.where(exploring, x, y) for x, y in zip(own, (winner, first, second)))
+            primitive = self.society.primitive_of[winner]
+            tr = self.primitives.apply(self.env, self.obs, primitive)
+            reward = self.scale * tr.reward + self.shift
+            if self.bonus:
+                reward = reward + self.count_bonus(self.obs, primitive)
             done = tr.terminated | tr.truncated
             self.episode_return += tr.env_return
-            for k, v in (("obs", self.obs), ("bids", bids), ("active", self.active), ("winner", winner),
-                         ("first", first), ("second", second), ("reward", tr.reward), ("duration", tr.duration),
+            for k, v in (("obs", self.obs), ("bids", bids), ("active", taking_part), ("winner", winner),
+                         ("first", first), ("second", second), ("market_first", market[0]),
+                         ("market_second", market[1]), ("reward", reward), ("duration", tr.duration),
                          ("last", done), ("ended_return", self.episode_return.clone())):
                 log[k].append(v)
             self.episode_return.masked_fill_(done, 0.0)
@@ -91,10 +123,10 @@ class Collector:
                 self.active = torch.where(done[:, None], draw_active(*self.active.shape, self.device), self.active)
             self.obs = tr.obs
         r = {k: torch.stack(v) for k, v in log.items()}
-        _, next_first, next_second = auction(self.society.bid(self.obs), self.active)
-        auctions = r["first"], r["second"], r["last"], next_first, next_second
-        u, residual = utilities(self.mechanism, self.scale * r["reward"] + self.shift, self.gamma ** r["duration"],
-                                *auctions)
+        _, next_first, next_second = self.auction(*self.society.bid_and_mean(self.obs), self.active)
+        market = (r["market_first"], r["market_second"]) if self.explore else None
+        auctions = r["first"], r["second"], r["last"], next_first, next_second, market
+        u, residual = utilities(self.mechanism, r["reward"], self.gamma ** r["duration"], *auctions)
         utility = torch.zeros_like(r["bids"]).scatter_(2, r["winner"][..., None], u[..., None])
         return Rollout(r["obs"], r["bids"], r["active"], r["winner"], utility, residual,
                        prices(self.mechanism, *auctions)[1], r["last"], r["ended_return"][r["last"]],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,10 +20,11 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from societal.config import Config
-from societal.environments.mdp import finite_mdp, value_iteration
+from societal.config import Config, from_preset
+from societal.environments.mdp import bid_range_warnings, value_iteration
+from societal.environments.tabular import action_names, finite_mdp
 from societal.environments.vector import VecEnv, make, make_vec, obs_shape
-from societal.errors import SocietalError
+from societal.errors import SocietalError, SocietalWarning
 from societal.learning.ppo import PPO
 from societal.learning.rollout import Collector
 from societal.monolithic import Monolithic, MonolithicCollector
@@ -49,6 +51,13 @@ def make_primitives(config: Config, num_actions: int, device: torch.device, opti
     if options is not None:
         primitives.net.load_state_dict(options)
     return primitives
+
+
+def primitive_names(config: Config, env: gym.Env, num_primitives: int) -> tuple[str, ...]:
+    """What each primitive is called in plots: its action's name, or its option's run folder."""
+    if config.options:
+        return tuple(str(Path(*Path(p).parts[-2:])) for p in config.options)
+    return action_names(env) or tuple(f"action {k}" for k in range(num_primitives))
 
 
 def make_eval_env(config: Config, episodes: int, device: torch.device) -> VecEnv:
@@ -89,7 +98,8 @@ class Evaluation:
 @torch.no_grad()
 def evaluate(agent: Society | Monolithic, config: Config, episodes: int, seed: int,
              primitives: LiteralActions | Options | None = None, env: VecEnv | None = None) -> Evaluation:
-    """One episode in each of ``episodes`` environments; every bidder takes part, bids are sampled.
+    """One episode in each of ``episodes`` environments; every bidder takes part, bids are sampled (each
+    bidder bids its mean where ``config.eval_greedy``).
 
     An episode still running after ``config.eval_max_auctions`` auctions counts with its return so far.
     ``env`` (``episodes`` copies of the evaluation task) may be reused: it is reset with ``seed``.
@@ -106,7 +116,7 @@ def evaluate(agent: Society | Monolithic, config: Config, episodes: int, seed: i
         terminated = torch.zeros(episodes, dtype=torch.bool, device=device)
         wins = torch.zeros(obs.shape[1] if env.discrete else 1, agent.num_primitives, device=device)
         for _ in range(config.eval_max_auctions):
-            chosen = agent.act(obs)
+            chosen = agent.act(obs, greedy=config.eval_greedy)
             state = obs if env.discrete else torch.ones(episodes, 1, device=device)
             wins += (state * running[:, None]).t() @ torch.nn.functional.one_hot(chosen, agent.num_primitives).float()
             tr = primitives.apply(env, obs, chosen, running)  # finished episodes wait
@@ -130,20 +140,23 @@ def default_out(config: Config) -> Path:
 def train(
     env: str = "societal/Chain-v0",
     *,
+    preset: str | None = None,
     out: str | Path | None = None,
     progress: bool = True,
     callback: Callable[[dict], bool | None] | None = None,
     **overrides,
 ) -> Run:
-    """Train a society (or a monolithic baseline) on ``env``; ``overrides`` are ``Config`` fields.
+    """Train a society (or a monolithic baseline) on ``env``; ``overrides`` are ``Config`` fields, on top of
+    the ``preset``'s settings (``societal.config.PRESETS``; default: ``paper`` on the paper's tasks,
+    ``general`` on any other).
 
     ``callback(row)`` is called with every metrics row; returning ``False`` stops training.
     """
-    names = [f.name for f in dataclasses.fields(Config) if f.name != "env"]  # env is the first argument
+    names = [f.name for f in dataclasses.fields(Config) if f.name not in ("env", "preset")]
     unknown = sorted(set(overrides) - set(names))
     if unknown:
         raise SocietalError(f"unknown setting {', '.join(unknown)}; allowed: {', '.join(names)}")
-    config = Config(env=env, **overrides).validate()
+    config = from_preset(preset, env, **overrides).validate()
     device = resolve_device(config.device)
     probe = make(config.env, **config.env_kwargs)
     out = Path(out) if out is not None else default_out(config)
@@ -158,8 +171,10 @@ def train(
     shape = obs_shape(probe.observation_space)
     if config.agent == "society":
         agent = Society(shape, num_primitives, config.redundancy, config.clone, config.hidden, config.network)
+        agent.init_bids(config.bid_init_mean, config.bid_init_precision)
         collector = Collector(agent.to(device), primitives, vec, config.mechanism, config.gamma, config.dropout,
-                              config.reward_scale, config.reward_shift, seed=config.seed)
+                              config.reward_scale, config.reward_shift, config.seed, config.price, config.explore,
+                              config.bonus)
     else:
         agent = Monolithic(shape, num_primitives, config.hidden, config.network)
         collector = MonolithicCollector(agent.to(device), primitives, vec, config.gamma, config.gae_lambda,
@@ -177,14 +192,17 @@ def train(
     mdp = finite_mdp(probe)
     q_star = None
     if mdp is not None:
-        mdp.reward = config.reward_scale * mdp.reward + config.reward_shift
+        mdp = mdp.scaled(config.reward_scale, config.reward_shift)
         q_star = value_iteration(mdp, config.gamma)
+        for line in bid_range_warnings(mdp, q_star) if config.agent == "society" else []:
+            warnings.warn(line, SocietalWarning, stacklevel=2)
     learner = make_ppo(agent, config)
     option_learner = make_ppo(primitives.net, primitives.config) if config.train_options else None
     tuned = tuned or config.train_options  # options that differ from their run folders are saved with the agent
     steps_per_rollout = math.ceil(config.auction_steps_per_update / config.num_envs)
     bids = config.agent == "society" and isinstance(probe.observation_space, gym.spaces.Discrete)  # per state
     visits = torch.zeros(shape[0] if bids else 0, device=device)
+    names = primitive_names(config, probe, num_primitives)
 
     eval_env = make_eval_env(config, config.eval_episodes, device)  # built once (MNIST, MiniGrid tables)
     eval_primitives = primitives.frozen() if config.train_options else primitives  # its steps are not training data
@@ -209,7 +227,7 @@ def train(
             best = result.mean
             writer.checkpoint("best", payload)
         if bids:
-            writer.bids(bid_rows(agent, update, env_steps, visits, q_star, result.wins))
+            writer.bids(bid_rows(agent, update, env_steps, visits, q_star, result.wins, names))
         return {"eval_return_mean": result.mean, "eval_return_std": result.std,
                 "eval_success_rate": result.terminated.float().mean().item()}
 
@@ -233,7 +251,8 @@ def train(
                 (samples, returns, steps, continuation), market = collector.collect(steps_per_rollout), {}
             t1 = time.perf_counter()
             lr_scale = config.lr_decay ** (max(0, update - config.lr_decay_after) // config.lr_decay_every)
-            stats = learner.update(samples, lr_scale)
+            entropy_coef = config.entropy_at(env_steps)
+            stats = learner.update(samples, lr_scale, entropy_coef)
             if option_learner is not None:
                 c = primitives.config
                 option_samples = primitives.samples(c.gae_lambda, continuation)
@@ -248,7 +267,7 @@ def train(
                 "update": update, "env_steps": env_steps, "auction_steps": auction_steps,
                 "wall_s": time.perf_counter() - start, "collect_s": t1 - t0, "update_s": t2 - t1,
                 "env_steps_per_s": steps / (t2 - t0), "episodes": len(returns), **return_stats(returns),
-                **market, "policy_lr": config.policy_lr * lr_scale, **stats,
+                **market, "policy_lr": config.policy_lr * lr_scale, "entropy_coef": entropy_coef, **stats,
             }
             if update % config.eval_every == 0 or finished():
                 row.update(checkpoint(update, env_steps))
@@ -283,19 +302,19 @@ def return_stats(returns: Tensor) -> dict:
 
 
 @torch.no_grad()
-def bid_rows(society: Society, update: int, env_steps: int, visits: Tensor, q_star, wins: Tensor) -> list[dict]:
-    """Mean and std of every learner's Beta bid at every visited state (one-hot observations)."""
-    states = visits.nonzero()[:, 0]
-    alpha, beta = society.distribution(torch.eye(len(visits), device=visits.device)[states])
+def bid_rows(society: Society, update: int, env_steps: int, visits: Tensor, q_star, wins: Tensor,
+             names: tuple[str, ...]) -> list[dict]:
+    """Mean and std of every learner's Beta bid in every state (one-hot observations), with the training
+    auctions held there so far (``visits``: 0 means its bids were never trained) and evaluation win rates."""
+    alpha, beta = society.distribution(torch.eye(len(visits), device=visits.device))
     total = alpha + beta
     mean, std = alpha / total, (alpha * beta / (total**2 * (total + 1))).sqrt()
-    win_rate = wins[states.cpu()] / wins[states.cpu()].sum(1, keepdim=True).clamp(min=1)
+    win_rate = wins / wins.sum(1, keepdim=True).clamp(min=1)
     rows = []
-    for i, s in enumerate(states.tolist()):
+    for s, count in enumerate(visits.tolist()):
         for k in range(society.num_learners):
             p = k % society.num_primitives
-            rows.append({"update": update, "env_steps": env_steps, "state": s, "learner": k, "primitive": p,
-                         "mean_bid": mean[k, i].item(), "std_bid": std[k, i].item(),
-                         "q_star": "" if q_star is None else float(q_star[s, p]),
-                         "win_rate": win_rate[i, p].item()})
+            rows.append({"update": update, "env_steps": env_steps, "state": s, "visits": int(count), "learner": k,
+                         "primitive": p, "action": names[p], "mean_bid": mean[k, s].item(), "std_bid": std[k, s].item(),
+                         "q_star": "" if q_star is None else float(q_star[s, p]), "win_rate": win_rate[s, p].item()})
     return rows

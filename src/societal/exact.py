@@ -1,0 +1,171 @@
+"""Exact evaluation of an agent on a finite task: its policy, that policy's return, and its bids against Q*.
+
+A society's policy at state s is the probability that each primitive wins the auction there. Bidder n
+bids from Beta(α_n, β_n) with density f_n and distribution function F_n, independently of the others,
+so with every bidder taking part
+
+    P(bidder n wins at s) = ∫₀¹ f_n(x) · Π_{m ≠ n} F_m(x) dx,
+
+computed on a grid of 2¹⁶ points (in logit space); a primitive wins with the summed probability of its bidders. The
+greedy policy lets every bidder bid the mean α/(α+β) of its distribution (the highest mean wins). A
+policy's return is its expected discounted return from the start distribution within the time limit H,
+
+    V_0 = 0,   V_{h+1}(s) = Σ_a π(a|s) (r(s, a) + γ Σ_s' p(s'|s, a) V_h(s')),   return = Σ_s start(s) V_H(s)
+
+(a linear solve where there is no time limit); the optimum replaces Σ_a π(a|s) by max_a.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from societal.environments.mdp import FiniteMDP, value_iteration
+from societal.monolithic import Monolithic
+from societal.society import BID_EPS, Society
+
+GRID = 2**16
+OPTIMAL_TOL = 1e-6  # actions within this of max_a Q*(s, a) are optimal
+CLOSE = 0.05  # a winning bid this close to Q* counts as priced right
+
+
+def win_probabilities(alpha: Tensor, beta: Tensor, grid: int = GRID) -> Tensor:
+    """``[S, N]``: the probability that each of N independent Beta(α, β) bidders bids highest, per state.
+
+    Bids are kept in [ε, 1 − ε]. Inside, the integral runs over u = logit(x) on an even grid, where the
+    density of u, x^α (1 − x)^β / B(α, β), stays bounded even when α or β < 1. A bid beyond 1 − ε (mass
+    ≈ ε^β / (β B(α, β))) becomes 1 − ε, where the first such bidder wins the tie (as ``argmax`` does).
+    """
+    if len(alpha) > 4:  # a few states at a time: the grid is large
+        return torch.cat([win_probabilities(a, b, grid) for a, b in zip(alpha.split(4), beta.split(4))])
+    edge = math.log((1 - BID_EPS) / BID_EPS)
+    step = 2 * edge / grid
+    x = torch.sigmoid((torch.arange(grid, dtype=torch.float64) + 0.5) * step - edge)
+    a, b = alpha.double()[..., None], beta.double()[..., None]
+    log_norm = torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
+    inside = (a * x.log() + b * (-x).log1p() - log_norm).exp() * step  # probability of each cell
+    low, high = ((c * math.log(BID_EPS) - c.log() - log_norm).exp() for c in (a, b))  # the two tails
+    mass = torch.cat([low, inside], -1)
+    total = mass.sum(-1, keepdim=True) + high
+    mass, high = mass / total, high[..., 0] / total[..., 0]  # normalised (the tail formulas are first-order)
+    cdf = mass.cumsum(-1) - mass / 2  # at the middle of each cell
+    # Π_{m≠n} F_m(x) as the product of the bidders before n and after n (no division by a zero F_n)
+    ones = torch.ones_like(cdf[:, :1])
+    before = torch.cat([ones, cdf[:, :-1]], 1).cumprod(1)
+    after = torch.cat([cdf[:, 1:], ones], 1).flip(1).cumprod(1).flip(1)
+    first_at_top = torch.cat([torch.ones_like(high[:, :1]), (1 - high[:, :-1]).cumprod(1)], 1)
+    win = (mass * before * after).sum(-1) + high * first_at_top
+    return win / win.sum(1, keepdim=True)
+
+
+@torch.no_grad()
+def policy(agent: Society | Monolithic, num_states: int, greedy: bool = False) -> np.ndarray:
+    """``[S, P]``: the probability that the agent picks each primitive in each one-hot state."""
+    device = next(agent.parameters()).device
+    states = torch.eye(num_states, device=device)
+    if isinstance(agent, Monolithic):
+        logits = agent.logits(states)[0].double().cpu()
+        chosen = torch.nn.functional.one_hot(logits.argmax(1), agent.num_primitives).double()
+        return (chosen if greedy else logits.softmax(1)).numpy()
+    alpha, beta = (agent.bidders(x).cpu() for x in agent.distribution(states))  # [S, N]
+    per_bidder = (torch.nn.functional.one_hot((alpha / (alpha + beta)).argmax(1), agent.num_bidders).double()
+                  if greedy else win_probabilities(alpha, beta))
+    per_primitive = torch.zeros(num_states, agent.num_primitives, dtype=torch.float64)
+    return per_primitive.index_add_(1, agent.primitive_of.cpu(), per_bidder).numpy()
+
+
+@torch.no_grad()
+def mean_bids(society: Society, num_states: int) -> np.ndarray:
+    """``[S, N]``: every bidder's mean bid in every one-hot state."""
+    alpha, beta = society.distribution(torch.eye(num_states, device=society.theta.device))
+    return society.bidders(alpha / (alpha + beta)).double().cpu().numpy()
+
+
+def _backup(mdp: FiniteMDP, gamma: float, value: np.ndarray) -> np.ndarray:
+    return mdp.reward + gamma * mdp.transition @ value  # [S, A]
+
+
+def policy_return(mdp: FiniteMDP, pi: np.ndarray, gamma: float) -> float:
+    """Expected discounted return of the stationary policy ``pi [S, A]`` from the start, within the time limit."""
+    if mdp.horizon is None:
+        p = np.einsum("sa,sat->st", pi, mdp.transition)
+        value = np.linalg.solve(np.eye(len(pi)) - gamma * p, (pi * mdp.reward).sum(1))
+    else:
+        value = np.zeros(len(pi))
+        for _ in range(mdp.horizon):
+            value = (pi * _backup(mdp, gamma, value)).sum(1)
+    return float(mdp.start @ value)
+
+
+def optimal_return(mdp: FiniteMDP, gamma: float) -> float:
+    """The best expected discounted return from the start within the time limit (a policy may use the time left)."""
+    if mdp.horizon is None:
+        return float(mdp.start @ value_iteration(mdp, gamma).max(1))
+    value = np.zeros(len(mdp.reward))
+    for _ in range(mdp.horizon):
+        value = _backup(mdp, gamma, value).max(1)
+    return float(mdp.start @ value)
+
+
+def reachable(mdp: FiniteMDP) -> np.ndarray:
+    """``[S]`` bool: the states some policy can reach from the start."""
+    seen = mdp.start > 0
+    edges = mdp.transition.sum(1) > 0
+    while True:
+        grown = seen | (seen @ edges > 0)
+        if (grown == seen).all():
+            return seen
+        seen = grown
+
+
+def visited_by(mdp: FiniteMDP, pi: np.ndarray) -> np.ndarray:
+    """``[S]`` bool: the states the policy ``pi`` visits with positive probability within the time limit."""
+    p = np.einsum("sa,sat->st", pi, mdp.transition)
+    here, seen = mdp.start.copy(), mdp.start > 0
+    for _ in range(mdp.horizon or len(pi)):
+        here = here @ p
+        seen |= here > 1e-12
+    return seen
+
+
+@dataclass
+class Assessment:
+    optimal_return: float  # the best expected discounted return within the time limit
+    fraction_sampled: float  # the return of the agent's policy as it acts in training (bids sampled) / optimum
+    fraction_greedy: float  # the same, every bidder bidding its mean (a monolithic policy: its argmax)
+    optimal_choice: float  # reachable states with a better and a worse action: the top mean bid (or logit) is optimal
+    bid_error: float  # on the states the optimal policy visits: mean |top mean bid − max_a Q*(s, a)|
+    bids_close: float  # … the fraction of those states where it is within CLOSE
+    worst_bid_error: float  # … the largest
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def assess(agent: Society | Monolithic, mdp: FiniteMDP, gamma: float) -> Assessment:
+    """How good an agent's policy is on a finite task, exactly, and how close its bids are to Q*."""
+    n = len(mdp.reward)
+    q = value_iteration(mdp, gamma)
+    best = optimal_return(mdp, gamma)
+    sampled, greedy = policy(agent, n), policy(agent, n, greedy=True)
+    optimal = q >= q.max(1, keepdims=True) - OPTIMAL_TOL
+    decisions = reachable(mdp) & ~optimal.all(1)
+    choice = optimal[np.arange(n), greedy.argmax(1)]
+    nan = float("nan")
+    errors = np.array([nan])
+    if isinstance(agent, Society):
+        on_path = visited_by(mdp, np.eye(q.shape[1])[q.argmax(1)])
+        errors = np.abs(mean_bids(agent, n).max(1) - q.max(1))[on_path]
+    return Assessment(
+        optimal_return=best,
+        fraction_sampled=policy_return(mdp, sampled, gamma) / best,
+        fraction_greedy=policy_return(mdp, greedy, gamma) / best,
+        optimal_choice=float(choice[decisions].mean()) if decisions.any() else 1.0,
+        bid_error=float(errors.mean()),
+        bids_close=float((errors <= CLOSE).mean()) if isinstance(agent, Society) else nan,
+        worst_bid_error=float(errors.max()),
+    )

@@ -1,0 +1,101 @@
+"""The market beyond the paper: presets, the new training rules, warnings, and the general preset learning."""
+
+import json
+import warnings
+
+import gymnasium as gym
+import pytest
+import torch
+
+import societal
+from societal.cli import main
+from societal.config import PRESETS, Config, from_preset
+from societal.environments import finite_mdp
+from societal.environments.tabular import TabularVecEnv
+from societal.errors import SocietalError, SocietalWarning
+from societal.exact import assess
+from societal.learning.rollout import Collector
+from societal.primitives import LiteralActions
+from societal.society import Society
+
+FAST = dict(steps=20_000, eval_every=2, eval_episodes=20, progress=False)
+
+
+def test_presets_apply_under_explicit_settings_and_are_recorded(tmp_path):
+    assert from_preset(None, "societal/Chain-v0").preset == "paper"
+    assert from_preset(None, "FrozenLake-v1").preset == "general"
+    c = from_preset("general", "societal/Chain-v0", entropy=0.05)
+    assert c.entropy == 0.05 and c.price == PRESETS["general"]["price"] and c.eval_greedy
+    run = societal.train("societal/Chain-v0", preset="general", policy_lr=1e-4, out=tmp_path / "g", **FAST)
+    saved = json.loads((run.path / "config.json").read_text())
+    assert saved["preset"] == "general" and saved["policy_lr"] == 1e-4 and saved["price"] == "mean"
+    assert main(["train", "societal/Chain-v0", "--preset", "general", "--set", "entropy=0.2", "--steps", "4096",
+                 "--quiet", "--out", str(tmp_path / "cli")]) == 0
+    saved = json.loads((tmp_path / "cli" / "config.json").read_text())
+    assert saved["entropy"] == 0.2 and saved["bid_init_mean"] == PRESETS["general"]["bid_init_mean"]
+    with pytest.raises(SocietalError, match="unknown preset 'fast'; allowed: paper, general"):
+        societal.train("societal/Chain-v0", preset="fast")
+
+
+def test_entropy_schedule_halves_toward_its_floor():
+    c = Config(entropy=0.1, entropy_final=0.01, entropy_halflife=1000)
+    assert [c.entropy_at(t) for t in (0, 1000, 2000)] == pytest.approx([0.1, 0.055, 0.0325])
+    assert Config(entropy=0.1).entropy_at(10**9) == 0.1
+
+
+def test_optimistic_bids_and_greedy_auctions():
+    society = Society((3,), 2)
+    society.init_bids(0.9, 10.0)
+    alpha, beta = society.distribution(torch.eye(3))
+    torch.testing.assert_close(alpha, torch.full_like(alpha, 9.0))
+    torch.testing.assert_close(beta, torch.full_like(beta, 1.0))
+    with torch.no_grad():  # primitive 1's mean bid above primitive 0's: greedy auctions always pick it
+        society.theta[1, society.encoder.size + 2 * 16] += 0.5
+    obs = torch.eye(3).repeat(500, 1)
+    assert (society.act(obs, greedy=True) == 1).all()
+    assert 0 < (society.act(obs) == 0).float().mean() < 0.5  # sampled bids still let primitive 0 win
+
+
+def test_count_bonus_pays_the_winner_less_at_each_repeat():
+    env = TabularVecEnv(gym.make("societal/Chain-v0").unwrapped, 1, torch.device("cpu"))
+    collector = Collector(Society((6,), 2), LiteralActions(2), env, "env", 0.99, False, bonus=0.3)
+    obs = torch.eye(6)[[0]]
+    paid = [collector.count_bonus(obs, torch.tensor([1])).item() for _ in range(4)]
+    assert paid == pytest.approx([0.3, 0.3 / 2**0.5, 0.3 / 3**0.5, 0.15])
+    assert collector.count_bonus(obs, torch.tensor([0])).item() == pytest.approx(0.3)  # another primitive
+
+
+def test_mean_prices_conserve_credit_and_exploration_is_reported(tmp_path):
+    run = societal.train("societal/Chain-v0", price="mean", out=tmp_path / "mean", **FAST)
+    assert (run.metrics.conservation_residual.dropna().abs() < 1e-6).all()
+    run = societal.train("societal/Chain-v0", price="mean", explore=0.2, out=tmp_path / "explore", **FAST)
+    assert (run.metrics.conservation_residual.dropna().abs() > 1e-4).any()
+
+
+@pytest.mark.parametrize("env_id,kwargs,message", [
+    ("CliffWalking-v1", dict(reward_scale=0.01, reward_shift=1.0), "never ends an episode"),
+    ("Taxi-v4", dict(reward_scale=0.05), r"rewards range over \[-0.5, 1\]"),
+    ("societal/Chain-v0", dict(reward_scale=2.0), r"Q\* ranges over \[0, 1.6\]"),
+])
+def test_warnings_say_what_keeps_bids_from_q_star(tmp_path, env_id, kwargs, message):
+    with pytest.warns(SocietalWarning, match=message):
+        societal.train(env_id, out=tmp_path / "run", steps=1, eval_episodes=2, eval_max_auctions=5, progress=False,
+                       **kwargs)
+
+
+def test_no_warning_where_the_market_can_express_q_star(tmp_path, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SocietalWarning)
+        societal.train("FrozenLake-v1", out=tmp_path / "run", steps=1, eval_episodes=2, progress=False)
+    assert main(["train", "societal/Chain-v0", "--reward-scale", "2", "--steps", "1", "--quiet",
+                 "--out", str(tmp_path / "cli")]) == 0
+    assert "societal train: warning: Q* ranges over" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_general_preset_solves_a_task_outside_the_suite_and_prices_its_path(tmp_path):
+    env, kwargs = "societal/RandomMDP-v0", dict(states=10, actions=3, seed=100, horizon=40)
+    run = societal.train(env, preset="general", env_kwargs=kwargs, steps=600_000, out=tmp_path / "run",
+                         progress=False)
+    result = assess(run.agent, finite_mdp(gym.make(env, **kwargs)), 0.99)
+    assert result.fraction_greedy >= 0.95 and result.bids_close >= 0.8
