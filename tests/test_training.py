@@ -145,7 +145,7 @@ def test_duality_society_alternates(tmp_path):
 
 
 def test_gae_bootstraps_truncations_but_not_terminations():
-    from societal.monolithic import gae
+    from societal.learning.rollout import gae
 
     reward = torch.tensor([[1.0], [0.0], [2.0]])
     discount = torch.tensor([[0.9], [0.81], [0.9]])  # the middle step lasted two env steps

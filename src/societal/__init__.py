@@ -3,15 +3,17 @@
     import societal
     run = societal.train("societal/Chain-v0", mechanism="ccv", steps=2_000_000, seed=0)
     print(run.metrics.tail())
-    run = societal.load(run.path)        # evaluate, continue, transfer
+    run = societal.load(run.path)        # evaluate, transfer; societal.train(resume=run.path) continues it
 """
 
-import societal.environments  # noqa: F401  (registers societal/Bandit-v0, Chain-v0, Duality-v0)
-from societal.config import Config
-from societal.errors import SocietalError
-from societal.learning.trainer import evaluate, train
+import societal.environments  # noqa: F401  (registers the societal/ tasks)
+from societal.config import PRESETS, Config
+from societal.errors import Diverged, SocietalError, SocietalWarning, Stopped
+from societal.evaluation import evaluate
+from societal.learning.loop import train
 from societal.mechanisms import MECHANISMS, utilities
 from societal.run import Run, load
 from societal.society import Society
 
-__all__ = ["MECHANISMS", "Config", "Run", "SocietalError", "Society", "evaluate", "load", "train", "utilities"]
+__all__ = ["MECHANISMS", "PRESETS", "Config", "Diverged", "Run", "SocietalError", "SocietalWarning", "Society",
+           "Stopped", "evaluate", "load", "train", "utilities"]

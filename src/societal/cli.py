@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from societal.config import PRESETS, Config
-from societal.errors import SocietalError, SocietalWarning
+from societal.errors import SocietalError, SocietalWarning, Stopped
 from societal.experiments.paper import EXPERIMENTS, commands, conditions, run_all
 from societal.mechanisms import MECHANISMS
 from societal.networks import NETWORKS
@@ -34,7 +34,10 @@ def key_value(text: str) -> tuple[str, object]:
     try:
         return key, ast.literal_eval(value)
     except (ValueError, SyntaxError):
-        return key, value
+        try:
+            return key, float(value)  # nan and inf, which literal_eval does not read: the range checks name them
+        except ValueError:
+            return key, value
 
 
 def build_parser() -> Parser:
@@ -45,7 +48,11 @@ def build_parser() -> Parser:
     train = sub.add_parser("train", help="train a society on an environment",
                            description="Settings not given come from the preset: --preset paper on the paper's "
                                        "tasks, --preset general on any other (the values shown are the paper's).")
-    train.add_argument("env", help="Gymnasium id, e.g. societal/Chain-v0, societal/Bandit-v0, FrozenLake-v1")
+    train.add_argument("env", nargs="?", help="Gymnasium id, e.g. societal/Chain-v0, societal/Bandit-v0, FrozenLake-v1 "
+                                              "(not with --resume)")
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                       help="continue a stopped run from its last checkpoint (only --steps, --max-auction-steps, "
+                            "--max-wall-s, --device, --threads and --compile may change)")
     train.add_argument("--preset", choices=list(PRESETS),
                        help="named settings: paper (the paper's, reproduced exactly) or general (beyond the paper: "
                             "prices that reach Q* on long horizons and a market that explores)")
@@ -123,16 +130,26 @@ def build_parser() -> Parser:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from societal.learning.trainer import train
+    from societal.learning.loop import train
 
+    if (args.env is None) == (args.resume is None):
+        raise SocietalError("give an environment to train on, or --resume RUN_DIR to continue a run (not both)")
+    if args.resume is not None and (args.preset or args.env_kwarg or args.eval_env_kwarg or args.out):
+        raise SocietalError("a resumed run keeps its preset, environment and folder: drop --preset, --env-kwarg, "
+                            "--eval-env-kwarg and --out")
     overrides = dict(args.set)
+    if "preset" in overrides:
+        raise SocietalError("unknown setting preset for --set; choose a preset with --preset")
     for field in dataclasses.fields(Config):  # every Config field given as a flag
         if field.name not in ("env", "preset") and getattr(args, field.name, None) is not None:
             overrides[field.name] = getattr(args, field.name)
     for field in ("env_kwargs", "eval_env_kwargs"):
         if getattr(args, field[:-1]):
             overrides[field] = dict(getattr(args, field[:-1]))
-    run = train(args.env, preset=args.preset, out=args.out, progress=not args.quiet, **overrides)
+    if args.resume is not None:
+        run = train(resume=args.resume, progress=not args.quiet, **overrides)
+    else:
+        run = train(args.env, preset=args.preset, out=args.out, progress=not args.quiet, **overrides)
     last = run.metrics.dropna(subset=["eval_return_mean"]).iloc[-1]
     print(f"{run.path}: {run.env_steps} env steps, evaluation return {last.eval_return_mean:.4f} "
           f"± {last.eval_return_std:.4f}")
@@ -140,7 +157,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from societal.learning.trainer import resolve_device
+    from societal.learning.build import resolve_device
     from societal.run import load
 
     if args.episodes < 1:
@@ -151,12 +168,18 @@ def run_eval(args: argparse.Namespace) -> int:
           f"over {len(result.returns)} episodes")
     share = result.wins.sum(0) / result.wins.sum().clamp(min=1)
     print("auctions won per primitive: " + ", ".join(f"{i}: {s:.3f}" for i, s in enumerate(share.tolist())))
+    exact = run.assess()
+    if exact is not None:
+        bids = f"; winning bid within 0.05 of Q* on {exact.bids_close:.0%} of the optimal path's states"
+        print(f"exact: discounted return / optimum {exact.fraction_sampled:.4f} sampled, {exact.fraction_greedy:.4f} "
+              f"greedy (evaluation {'greedy' if run.config.eval_greedy else 'sampled'}); best choice in "
+              f"{exact.optimal_choice:.0%} of the states{bids if run.config.agent == 'society' else ''}")
     return 0
 
 
 def run_mnist_classifier(args: argparse.Namespace) -> int:
     from societal.environments.mnist_classifier import classifier_info, load_classifier
-    from societal.learning.trainer import resolve_device
+    from societal.learning.build import resolve_device
 
     load_classifier(str(resolve_device(args.device)), args.retrain, args.mnist_dir, log=print)
     info = classifier_info()
@@ -225,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return args.func(args)
         except SocietalError as e:
-            print(f"societal {args.command}: error: {e}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
+            label = "stopped" if isinstance(e, Stopped) else "error"
+            print(f"societal {args.command}: {label}: {e}", file=sys.stderr)
+            return e.exit_status
+        except KeyboardInterrupt:  # outside a training loop, which stops cleanly by itself
+            print(f"societal {args.command}: interrupted", file=sys.stderr)
             return 130

@@ -6,6 +6,7 @@ The CLI, the experiment presets and ``config.json`` are views of this dataclass.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from societal.mechanisms import MECHANISMS
 from societal.networks import NETWORKS
 
 PRICES = ("sampled", "mean")
+AGENTS = ("society", "monolithic")
+DEVICES = ("cpu", "cuda", "auto")
 
 
 @dataclass
@@ -101,10 +104,14 @@ class Config:
     """Count bonus (one-hot observations): the winner at s is also paid bonus / √(auctions its primitive won at s)."""
     # evaluation and outputs
     eval_every: int = 50
-    """Updates between evaluations (and checkpoints)."""
+    """Updates between evaluations."""
     eval_episodes: int = 100
     eval_max_auctions: int = 1000
     """An evaluation episode still running after this many auctions counts with its return so far."""
+    checkpoint_every: int = 10
+    checkpoint_s: float = 120.0
+    """A checkpoint to resume from is written every ``checkpoint_every`` updates, and whenever ``checkpoint_s``
+    seconds have passed since the last one."""
     eval_greedy: bool = False
     """Evaluation bids the mean of every bidder's distribution (a monolithic policy: its most probable
     choice) instead of sampling, as Stable-Baselines3 evaluates deterministically."""
@@ -136,32 +143,16 @@ class Config:
                 item = typing.get_args(kind)[0]
                 need(isinstance(value, tuple) and all(isinstance(v, item) and not isinstance(v, bool) for v in value),
                      f"{f} must be a tuple of {item.__name__}s, got {value!r}")
-        need(self.preset in PRESETS, f"unknown preset {self.preset!r}; allowed: {', '.join(PRESETS)}")
-        need(self.agent in ("society", "monolithic"), f"unknown agent {self.agent!r}; allowed: society, monolithic")
-        need(self.price in PRICES, f"unknown price {self.price!r}; allowed: {', '.join(PRICES)}")
-        need(0 < self.bid_init_mean < 1 and self.bid_init_precision > 0,
-             f"bid_init_mean must lie in (0, 1) and bid_init_precision be positive, got {self.bid_init_mean} "
-             f"and {self.bid_init_precision}")
-        need(0 <= self.explore < 1, f"explore must lie in [0, 1), got {self.explore}")
-        need(self.bonus >= 0 and self.entropy_final >= 0 and self.entropy_halflife >= 0,
-             "bonus, entropy_final and entropy_halflife must be 0 or positive")
-        need(self.mechanism in MECHANISMS, f"unknown mechanism {self.mechanism!r}; allowed: {', '.join(MECHANISMS)}")
+        for f, choices in {"preset": PRESETS, "agent": AGENTS, "mechanism": MECHANISMS, "price": PRICES,
+                           "device": DEVICES, "network": NETWORKS}.items():
+            need(getattr(self, f) in choices, f"unknown {f} {getattr(self, f)!r}; allowed: {', '.join(choices)}")
+        for f in (f for f, kind in typing.get_type_hints(Config).items() if kind is float):
+            need(math.isfinite(getattr(self, f)), f"{f} must be a finite number, got {getattr(self, f)!r}")
+        for f, (ok, allowed) in RANGES.items():
+            need(ok(getattr(self, f)), f"{f} must be {allowed}, got {getattr(self, f)!r}")
         need(self.options or not self.train_options, "train_options needs options (--options RUN …)")
-        need(self.redundancy >= 1, f"redundancy must be at least 1, got {self.redundancy}")
-        need(self.steps > 0, f"steps must be positive, got {self.steps}")
-        need(self.max_auction_steps >= 0, f"max_auction_steps must be 0 or positive, got {self.max_auction_steps}")
-        need(self.max_wall_s >= 0, f"max_wall_s must be 0 or positive, got {self.max_wall_s}")
-        need(self.threads >= 1, f"threads must be at least 1, got {self.threads}")
-        need(self.num_envs >= 1, f"num_envs must be at least 1, got {self.num_envs}")
-        need(self.device in ("cpu", "cuda", "auto"), f"unknown device {self.device!r}; allowed: cpu, cuda, auto")
-        need(0 < self.gamma <= 1, f"gamma must lie in (0, 1], got {self.gamma}")
         need(self.auction_steps_per_update >= self.num_envs,
              f"auction_steps_per_update ({self.auction_steps_per_update}) must be at least num_envs ({self.num_envs})")
-        need(self.minibatch >= 1 and self.epochs >= 1, "minibatch and epochs must be at least 1")
-        need(min(self.eval_every, self.eval_episodes, self.eval_max_auctions) >= 1,
-             "eval_every, eval_episodes and eval_max_auctions must be at least 1")
-        need(self.network in NETWORKS, f"unknown network {self.network!r}; allowed: {', '.join(NETWORKS)}")
-        need(len(self.hidden) >= 1 and min(self.hidden) >= 1, f"hidden sizes must be positive, got {self.hidden}")
         return self
 
     def entropy_at(self, env_steps: int) -> float:
@@ -181,6 +172,26 @@ class Config:
             raise SocietalError(f"unknown config keys {sorted(unknown)}; allowed: {sorted(names)}")
         return cls(**d)
 
+
+def _at_least(low: int) -> tuple:
+    return (lambda v: v >= low), "0 or positive" if low == 0 else f"at least {low}"
+
+
+RANGES: dict[str, tuple] = {  # field → (test, what is allowed)
+    **dict.fromkeys(("redundancy", "num_envs", "threads", "epochs", "minibatch", "lr_decay_every", "eval_every",
+                     "eval_episodes", "eval_max_auctions", "checkpoint_every"), _at_least(1)),
+    **dict.fromkeys(("max_auction_steps", "max_wall_s", "lr_decay_after", "policy_lr", "value_lr", "entropy",
+                     "entropy_final", "entropy_halflife", "value_l2", "bonus", "option_done_action"), _at_least(0)),
+    **dict.fromkeys(("steps", "clip", "max_grad_norm", "bid_init_precision", "checkpoint_s"),
+                    ((lambda v: v > 0), "positive")),
+    "seed": ((lambda v: 0 <= v < 2**32), "in [0, 2³²)"),
+    "gamma": ((lambda v: 0 < v <= 1), "in (0, 1]"),
+    "lr_decay": ((lambda v: 0 < v <= 1), "in (0, 1]"),
+    "gae_lambda": ((lambda v: 0 <= v <= 1), "in [0, 1]"),
+    "bid_init_mean": ((lambda v: 0 < v < 1), "in (0, 1)"),
+    "explore": ((lambda v: 0 <= v < 1), "in [0, 1)"),
+    "hidden": ((lambda v: len(v) >= 1 and min(v) >= 1), "one or more positive sizes"),
+}
 
 PRESETS: dict[str, dict] = {
     "paper": {},  # the paper's settings: the defaults above

@@ -138,6 +138,7 @@ class Assessment:
     fraction_sampled: float  # the return of the agent's policy as it acts in training (bids sampled) / optimum
     fraction_greedy: float  # the same, every bidder bidding its mean (a monolithic policy: its argmax)
     optimal_choice: float  # reachable states with a better and a worse action: the top mean bid (or logit) is optimal
+    optimal_sampled: float  # on the optimal policy's states: the mean probability of an optimal choice, sampled
     bid_error: float  # on the states the optimal policy visits: mean |top mean bid − max_a Q*(s, a)|
     bids_close: float  # … the fraction of those states where it is within CLOSE
     worst_bid_error: float  # … the largest
@@ -157,14 +158,15 @@ def assess(agent: Society | Monolithic, mdp: FiniteMDP, gamma: float) -> Assessm
     choice = optimal[np.arange(n), greedy.argmax(1)]
     nan = float("nan")
     errors = np.array([nan])
+    on_path = visited_by(mdp, np.eye(q.shape[1])[q.argmax(1)])
     if isinstance(agent, Society):
-        on_path = visited_by(mdp, np.eye(q.shape[1])[q.argmax(1)])
         errors = np.abs(mean_bids(agent, n).max(1) - q.max(1))[on_path]
     return Assessment(
         optimal_return=best,
         fraction_sampled=policy_return(mdp, sampled, gamma) / best,
         fraction_greedy=policy_return(mdp, greedy, gamma) / best,
         optimal_choice=float(choice[decisions].mean()) if decisions.any() else 1.0,
+        optimal_sampled=float((sampled * optimal).sum(1)[on_path].mean()),
         bid_error=float(errors.mean()),
         bids_close=float((errors <= CLOSE).mean()) if isinstance(agent, Society) else nan,
         worst_bid_error=float(errors.max()),

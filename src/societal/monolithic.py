@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from societal.learning.ppo import Samples
 from societal.networks import StackedMLP, build
 
 
@@ -56,56 +55,3 @@ class Monolithic(nn.Module):
         """A sampled primitive for each observation (``greedy``: the most probable): ``[B]``."""
         logits = self.logits(obs)[0]
         return logits.argmax(-1) if greedy else torch.distributions.Categorical(logits=logits).sample()
-
-
-def gae(reward: Tensor, discount: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
-        done: Tensor, lam: float) -> Tensor:
-    """Generalised advantage estimates ``[T, B]`` of a semi-MDP rollout (ORIGINAL.md §2.4).
-
-    δ_t = r_t + γ^τ_t · V(s_{t+1}) · (1 − terminated_t) − V(s_t), where s_{t+1} is where step t
-    ended (a truncated episode is bootstrapped); A_t = δ_t + γ^τ_t · λ · (1 − done_t) · A_{t+1}.
-    """
-    delta = reward + discount * next_value * ~terminated - value
-    advantage = torch.zeros_like(delta)
-    running = torch.zeros_like(delta[0])
-    for t in range(len(delta) - 1, -1, -1):
-        running = delta[t] + discount[t] * lam * ~done[t] * running
-        advantage[t] = running
-    return advantage
-
-
-class MonolithicCollector:
-    """Keeps a batch of environments running; a rollout of ``steps`` choices becomes PPO samples."""
-
-    def __init__(self, agent: Monolithic, primitives, env, gamma: float, lam: float, reward_scale: float = 1.0,
-                 reward_shift: float = 0.0, seed: int | None = None) -> None:
-        self.agent, self.primitives, self.env, self.gamma, self.lam = agent, primitives, env, gamma, lam
-        self.scale, self.shift = reward_scale, reward_shift
-        self.obs = env.reset(seed=seed)
-        self.episode_return = torch.zeros(env.num_envs, device=self.obs.device)
-
-    @torch.no_grad()
-    def collect(self, steps: int) -> tuple[Samples, Tensor, int, Tensor]:
-        """``(samples, returns of the episodes that ended, env steps, V [T, B] where each step ended)``."""
-        log = {k: [] for k in ("obs", "action", "reward", "duration", "terminated", "done", "final", "ended")}
-        for _ in range(steps):
-            action = self.agent.act(self.obs)
-            tr = self.primitives.apply(self.env, self.obs, action)
-            done = tr.terminated | tr.truncated
-            self.episode_return += tr.env_return
-            for k, v in (("obs", self.obs), ("action", action), ("reward", tr.reward), ("duration", tr.duration),
-                         ("terminated", tr.terminated), ("done", done), ("final", tr.final_obs),
-                         ("ended", self.episode_return.clone())):
-                log[k].append(v)
-            self.episode_return.masked_fill_(done, 0.0)
-            self.obs = tr.obs
-        r = {k: torch.stack(v) for k, v in log.items()}
-        t, b = r["action"].shape
-        obs = r["obs"].flatten(0, 1)
-        value = self.agent.values(obs)[0].view(t, b)
-        next_value = self.agent.values(r["final"].flatten(0, 1))[0].view(t, b)  # where each step ended
-        advantage = gae(self.scale * r["reward"] + self.shift, self.gamma ** r["duration"], value, next_value,
-                        r["terminated"], r["done"], self.lam)
-        samples = Samples(obs, r["action"].view(1, -1).float(), (advantage + value).view(1, -1),
-                          advantage.view(1, -1), torch.ones(1, t * b, dtype=torch.bool, device=obs.device))
-        return samples, r["ended"][r["done"]], int(r["duration"].sum().item()), next_value

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.figure import Figure
 
 
 def plot_returns(metrics: pd.DataFrame, path: Path, title: str) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = figure(figsize=(7, 4))
     train = metrics.dropna(subset=["return_mean"])
     if len(train):
         ax.plot(train.env_steps, train.return_mean, lw=1, label="training episodes")
@@ -37,7 +34,7 @@ def plot_bids(bids: pd.DataFrame, path: Path, title: str, max_states: int = 12) 
     states = sorted(bids.state.unique())
     if len(states) > max_states:
         return plot_bid_errors(bids, path, title)
-    fig, axes = plt.subplots(len(states), 2, figsize=(10, 2.2 * len(states) + 0.6), squeeze=False,
+    fig, axes = figure(len(states), 2, figsize=(10, 2.2 * len(states) + 0.6), squeeze=False,
                              gridspec_kw={"width_ratios": [3, 2]})
     final = bids[bids["update"] == bids["update"].max()]
     for row, s in zip(axes, states):
@@ -77,7 +74,7 @@ def _labels(bids: pd.DataFrame) -> pd.Series:
 
 
 def plot_bid_errors(bids: pd.DataFrame, path: Path, title: str) -> None:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = figure(1, 2, figsize=(10, 4))
     final = bids[bids["update"] == bids["update"].max()]
     visited = final.visits > 0 if "visits" in final else pd.Series(True, index=final.index)
     top = final.index.isin(final.groupby("state").mean_bid.idxmax())
@@ -96,7 +93,12 @@ def plot_bid_errors(bids: pd.DataFrame, path: Path, title: str) -> None:
     _save(fig, path)
 
 
-def _save(fig, path: Path) -> None:
+def figure(*grid: int, **kwargs) -> tuple[Figure, object]:
+    """``(figure, axes)`` like ``pyplot.subplots``, without pyplot: the user's matplotlib backend stays as it is."""
+    fig = Figure(figsize=kwargs.pop("figsize", None))
+    return fig, fig.subplots(*grid, **kwargs)
+
+
+def _save(fig: Figure, path: Path, dpi: int = 110) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.savefig(path, dpi=dpi)

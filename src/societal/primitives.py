@@ -20,7 +20,7 @@ from societal.environments.vector import VecEnv
 from societal.errors import SocietalError
 from societal.learning.ppo import Samples
 from societal.monolithic import Monolithic
-from societal.run import load
+from societal.storage import read_checkpoint, read_config
 
 
 @dataclass
@@ -69,20 +69,24 @@ class Options:
     def from_runs(cls, paths: list[str | Path], gamma: float, done_action: int,
                   device: torch.device | str = "cpu", trainable: bool = False) -> Options:
         """Options from the best checkpoints of monolithic runs (one run per option)."""
-        runs = [load(p) for p in paths]
-        agents = [r.agent for r in runs]
-        if any(not isinstance(a, Monolithic) or a.spec != agents[0].spec for a in agents):
+        configs = [read_config(Path(p)) for p in paths]
+        checkpoints = [read_checkpoint(Path(p), "best", c) for p, c in zip(paths, configs)]
+        specs = [c["agent_spec"] for c in checkpoints]
+        if any(c.agent != "monolithic" for c in configs) or any(s != specs[0] for s in specs):
             raise SocietalError(f"options must be monolithic runs with one architecture: {', '.join(map(str, paths))}")
-        net = Monolithic(**{**agents[0].spec, "num_learners": len(agents)}).to(device)
+        if not 0 <= done_action < specs[0]["num_primitives"]:
+            raise SocietalError(f"option_done_action {done_action} is not an action of the options (they have "
+                                f"{specs[0]['num_primitives']}: 0 … {specs[0]['num_primitives'] - 1})")
+        net = Monolithic(**{**specs[0], "num_learners": len(paths)}).to(device)
         with torch.no_grad():
-            net.theta.copy_(torch.cat([a.theta for a in agents]))
+            net.theta.copy_(torch.cat([c["agent"]["theta"] for c in checkpoints]))
         net.requires_grad_(trainable)
 
         def policy(obs: Tensor, option: Tensor) -> Tensor:  # all options in one pass, then each env's own
             logits = net.logits(obs)[option, torch.arange(len(obs), device=obs.device)]
             return torch.distributions.Categorical(logits=logits).sample()
 
-        return cls(policy, len(agents), gamma, done_action, net, trainable, runs[0].config)
+        return cls(policy, len(paths), gamma, done_action, net, trainable, configs[0])
 
     def frozen(self) -> Options:
         """The same options, sharing their weights, that do not record their steps (for evaluation)."""
@@ -142,3 +146,20 @@ class Options:
         k, n = self.num_primitives, len(env)
         return Samples(obs, action.float().expand(k, n), (advantage + value).expand(k, n), advantage.expand(k, n),
                        torch.nn.functional.one_hot(option, k).t().bool())
+
+
+def make_primitives(config: Config, num_actions: int, device: torch.device, options: dict | None = None,
+                    trainable: bool = False) -> LiteralActions | Options:
+    """The environment's actions, or the options of ``config.options`` (with fine-tuned weights ``options``).
+
+    ``trainable`` options record their inner steps for PPO: only the trainer's collection asks for that.
+    """
+    if not config.options:
+        return LiteralActions(num_actions)
+    missing = [p for p in config.options if not (Path(p) / "config.json").is_file()]
+    if missing:
+        raise SocietalError(f"options must be run folders of monolithic runs; not a run folder: {', '.join(missing)}")
+    primitives = Options.from_runs(list(config.options), config.gamma, config.option_done_action, device, trainable)
+    if options is not None:
+        primitives.net.load_state_dict(options)
+    return primitives

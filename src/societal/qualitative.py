@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from torch import Tensor
 
 from societal.environments.vector import make_vec
 from societal.monolithic import Monolithic
+from societal.plots import figure
 from societal.run import Run
 from societal.society import Society
 
@@ -51,7 +48,7 @@ def episode_strip(run: Run, path: Path, seed: int = 0, max_auctions: int = 12) -
             obs = tr.obs
             if tr.terminated.any() or tr.truncated.any():
                 break
-    fig, axes = plt.subplots(2, len(panels), figsize=(2.6 * len(panels), 5), squeeze=False)
+    fig, axes = figure(2, len(panels), figsize=(2.6 * len(panels), 5), squeeze=False)
     for t, (frame, scores, chosen, reward, duration) in enumerate(panels):
         axes[0, t].imshow(frame)
         axes[0, t].set_axis_off()
@@ -65,7 +62,6 @@ def episode_strip(run: Run, path: Path, seed: int = 0, max_auctions: int = 12) -
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 
@@ -103,7 +99,7 @@ def mental_rotation_report(run: Run, folder: Path, episodes: int = 1000, strips:
     folder.mkdir(parents=True, exist_ok=True)
     table.to_csv(folder / "function_table.csv", index=False, float_format="%.3f")
     for i in range(min(strips, episodes)):
-        fig, axes = plt.subplots(1, 5, figsize=(13, 2.8), gridspec_kw={"width_ratios": [1, 1.3, 1, 1.3, 1]})
+        fig, axes = figure(1, 5, figsize=(13, 2.8), gridspec_kw={"width_ratios": [1, 1.3, 1, 1.3, 1]})
         for k, image in enumerate(images):
             axes[2 * k].imshow(image[i, 0].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
             axes[2 * k].set_axis_off()
@@ -117,5 +113,4 @@ def mental_rotation_report(run: Run, folder: Path, episodes: int = 1000, strips:
             axes[2 * k + 1].tick_params(labelsize=7)
         fig.tight_layout()
         fig.savefig(folder / f"episode_{i}.png", dpi=80)
-        plt.close(fig)
     return table

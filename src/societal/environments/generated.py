@@ -12,7 +12,7 @@ from collections import deque
 import numpy as np
 
 from societal.environments.mdp import value_iteration
-from societal.environments.tabular import TabularEnv
+from societal.environments.tabular import TabularEnv, integers
 
 LEFT, DOWN, RIGHT, UP = range(4)  # FrozenLake's order
 MOVES = {LEFT: (0, -1), DOWN: (1, 0), RIGHT: (0, 1), UP: (-1, 0)}
@@ -29,6 +29,7 @@ class RandomMDP(TabularEnv):
 
     def __init__(self, states: int = 8, actions: int = 3, seed: int = 0, horizon: int = 50, exits: int = 3,
                  traps: int = 1, noise: float = 0.2, render_mode=None) -> None:
+        integers(states=states, actions=actions, seed=seed, horizon=horizon, exits=exits, traps=traps)
         if states < 4 or actions < 2 or horizon < 1 or not 0 <= noise < 1 or exits < 1 or traps < 0:
             raise ValueError("need states >= 4, actions >= 2, horizon >= 1, 0 <= noise < 1, exits >= 1, traps >= 0; "
                              f"got states={states}, actions={actions}, horizon={horizon}, noise={noise}, "
@@ -79,6 +80,7 @@ class GridWorld(TabularEnv):
     def __init__(self, rows: int = 5, cols: int | None = None, pits: int = 3, slip: float = 0.0, seed: int = 0,
                  cliff: bool = False, horizon: int | None = None, render_mode=None) -> None:
         cols = rows if cols is None else cols
+        integers(rows=rows, cols=cols, pits=pits, seed=seed, **({} if horizon is None else {"horizon": horizon}))
         if rows < 2 or cols < 2 or pits < 0 or not 0 <= slip < 1:
             raise ValueError(f"need rows, cols >= 2, pits >= 0 and 0 <= slip < 1; got rows={rows}, cols={cols}, "
                              f"pits={pits}, slip={slip}")

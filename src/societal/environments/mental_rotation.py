@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from societal.environments.state import SavedState
+
 FUNCTIONS = ("rotate_ccw", "rotate_cw", "translate_up", "translate_down", "translate_left", "translate_right")
 STEPS = 2
 
@@ -96,10 +98,11 @@ class MentalRotation(gym.Env):
         return (np.repeat(self.image[0, 0].numpy()[..., None], 3, axis=2) * 255).astype(np.uint8)
 
 
-class MentalRotationVecEnv:
+class MentalRotationVecEnv(SavedState):
     """``num_envs`` MentalRotation episodes stepped together in torch, reset in the same step."""
 
     discrete = False
+    STATE = ("image", "label", "distortion", "t")
 
     def __init__(self, env: MentalRotation, num_envs: int, device: torch.device) -> None:
         self.num_envs, self.device = num_envs, device

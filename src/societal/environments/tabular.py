@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from societal.environments.mdp import FiniteMDP
+from societal.environments.state import SavedState
 
 
 class TabularEnv(gym.Env):
@@ -114,10 +115,20 @@ def from_transition_table(env: gym.Env) -> TabularEnv | None:
     return tabular
 
 
+def integers(**values: object) -> None:
+    """Constructor arguments that must be whole numbers (``length=2.5`` is refused, not rounded)."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+
+
 class Bandit(TabularEnv):
     """One state, ``arms`` arms; arm k pays ``values[k]`` (default (k+1)/(arms+1)) and ends the episode."""
 
     def __init__(self, arms: int = 4, values: list[float] | None = None, render_mode=None) -> None:
+        integers(arms=arms)
+        if arms < 1:
+            raise ValueError(f"arms must be at least 1, got {arms}")
         if values is not None and len(values) != arms:
             raise ValueError(f"values must have one entry per arm ({arms}), got {len(values)}")
         rewards = (np.arange(arms) + 1) / (arms + 1) if values is None else np.asarray(values, dtype=np.float64)
@@ -134,6 +145,7 @@ class Chain(TabularEnv):
     action_names = ("Left", "Right")
 
     def __init__(self, length: int = 6, goal_reward: float = 0.8, render_mode=None) -> None:
+        integers(length=length)
         if length < 2:
             raise ValueError(f"length must be at least 2, got {length}")
         s = np.arange(length)
@@ -152,18 +164,22 @@ class Duality(TabularEnv):
     def __init__(
         self, big: float = 0.5, small: float = 0.3, trap: float = -1.0, horizon: int = 10, render_mode=None
     ) -> None:
+        integers(horizon=horizon)
+        if horizon < 1:
+            raise ValueError(f"horizon must be at least 1, got {horizon}")
         nxt = [[2, 1], [0, 1], [2, 2]]
         rew = [[0.0, big], [big, small], [trap, trap]]
         super().__init__(nxt, rew, np.zeros((3, 2)), 0, horizon, render_mode=render_mode)
 
 
-class TabularVecEnv:
+class TabularVecEnv(SavedState):
     """``num_envs`` copies of a ``TabularEnv`` stepped together in torch, reset in the same step.
 
     Outcomes and start states are drawn from the copies' own random stream (``reset(seed)`` seeds it).
     """
 
     discrete = True
+    STATE = ("state", "t")
 
     def __init__(self, env: TabularEnv, num_envs: int, device: torch.device) -> None:
         self.num_envs, self.device = num_envs, device

@@ -18,6 +18,7 @@ import torch
 from minigrid.core.constants import DIR_TO_VEC
 from torch import Tensor
 
+from societal.environments.state import SavedState
 from societal.environments.tworooms import ROOM_TOP, TwoRooms
 
 WIDTH, HEIGHT, DIRS, NUM_ACTIONS = 9, 5, 4, 7
@@ -63,10 +64,11 @@ def _tables(cls: type, start_room: int, goal: str, view: int, see_through_walls:
     return obs, nxt, success, torch.tensor(rewards, dtype=torch.float32), torch.tensor(starts)
 
 
-class TwoRoomsVecEnv:
+class TwoRoomsVecEnv(SavedState):
     """``num_envs`` copies of one TwoRooms task stepped together in torch, reset in the same step."""
 
     discrete = False
+    STATE = ("state", "t")
 
     def __init__(self, env: TwoRooms, num_envs: int, device: torch.device | str = "cpu") -> None:
         self.num_envs, self.device = num_envs, torch.device(device)

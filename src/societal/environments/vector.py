@@ -1,8 +1,9 @@
-"""Batches of environments as tensors: our tabular tasks natively in torch, any other Gymnasium env
-as a list of copies (each seeded once with its own stream, reset in the same step)."""
+"""Batches of environments as tensors: our tasks and any env with a transition table natively in torch,
+any other Gymnasium env as a list of copies (each seeded once with its own stream, reset in the same step)."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Protocol
 
 import gymnasium as gym
@@ -10,13 +11,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from societal.environments.tabular import TabularEnv, TabularVecEnv, from_transition_table
+from societal.environments.tabular import TabularVecEnv, from_transition_table
 from societal.errors import SocietalError
 
 
 class VecEnv(Protocol):
     num_envs: int
     discrete: bool  # observations are one-hot states
+    resumable: bool  # state_dict() holds its whole state (episodes in progress go on after a resume)
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
 
     def reset(self, seed: int | None = None) -> Tensor: ...
 
@@ -43,6 +49,8 @@ def make(env_id: str, **kwargs) -> gym.Env:
         raise SocietalError(f"bad keyword argument for {env_id}: {str(e).split(' was raised')[0]}") from None
     except ValueError as e:
         raise SocietalError(f"bad value for {env_id}: {e}") from None
+    except Exception as e:  # anything else a constructor raises (FrozenLake's unknown map name is a KeyError)
+        raise SocietalError(f"cannot make {env_id} with {kwargs}: {type(e).__name__}: {e}") from None
     if not isinstance(env.action_space, gym.spaces.Discrete):
         raise SocietalError(
             f"{env_id} has action space {env.action_space}; a society of literal actions needs a Discrete one"
@@ -64,8 +72,17 @@ class GymVecEnv:
     """Copies of a Gymnasium env stepped one after another; a finished copy is reset in the same step.
 
     Copy i is seeded once with ``seed + i`` and keeps its own random stream. ``step`` can leave
-    copies out (``mask``), so options that end at different times can run side by side.
+    copies out (``mask``), so options that end at different times can run side by side. A Gymnasium
+    env's state cannot be saved: a resumed run starts new episodes from seeded resets.
     """
+
+    resumable = False
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
     def __init__(self, env_id: str, kwargs: dict, num_envs: int, device: torch.device) -> None:
         self.num_envs, self.device = num_envs, device
@@ -95,24 +112,28 @@ class GymVecEnv:
         return self._tensor(self.obs), t(reward), t(terminated), t(truncated), self._tensor(final)
 
 
+BATCHED = {  # an env class (or a base class) → its batched twin in torch, imported only when used
+    "societal.environments.tabular:TabularEnv": "societal.environments.tabular:TabularVecEnv",
+    "societal.environments.tworooms:TwoRooms": "societal.environments.tworooms_vec:TwoRoomsVecEnv",
+    "societal.environments.mental_rotation:MentalRotation":
+        "societal.environments.mental_rotation:MentalRotationVecEnv",
+}
+
+
+def register_batched(env_class: str, vec_class: str) -> None:
+    """Step envs of ``env_class`` (``"module:Class"``, subclasses included) as ``vec_class(env, num_envs, device)``."""
+    BATCHED[env_class] = vec_class
+
+
 def make_vec(env_id: str, kwargs: dict, num_envs: int, device: torch.device) -> VecEnv:
-    """Our tasks and any env with a transition table run natively in torch; any other env (or a rendering
-    one) as a ``GymVecEnv``."""
+    """The batched twin of the env (``BATCHED``), or its transition table in torch, or copies of it (``GymVecEnv``,
+    also for rendering, which needs the real envs)."""
     env = make(env_id, **kwargs)
-    module = type(env.unwrapped).__module__
-    if isinstance(env.unwrapped, TabularEnv):
-        return TabularVecEnv(env.unwrapped, num_envs, device)
-    table = from_transition_table(env) if kwargs.get("render_mode") is None else None
-    if table is not None:
-        return TabularVecEnv(table, num_envs, device)
-    # Imported only here, so that other tasks never import minigrid or load MNIST; rendering (qualitative.py)
-    # needs the real MiniGrid envs of a GymVecEnv.
-    if module == "societal.environments.tworooms" and kwargs.get("render_mode") is None:
-        from societal.environments.tworooms_vec import TwoRoomsVecEnv
-
-        return TwoRoomsVecEnv(env.unwrapped, num_envs, device)
-    if module == "societal.environments.mental_rotation":
-        from societal.environments.mental_rotation import MentalRotationVecEnv
-
-        return MentalRotationVecEnv(env.unwrapped, num_envs, device)
+    if kwargs.get("render_mode") is None:
+        for cls in type(env.unwrapped).__mro__:
+            if (twin := BATCHED.get(f"{cls.__module__}:{cls.__qualname__}")) is not None:
+                module, name = twin.split(":")
+                return getattr(importlib.import_module(module), name)(env.unwrapped, num_envs, device)
+        if (table := from_transition_table(env)) is not None:
+            return TabularVecEnv(table, num_envs, device)
     return GymVecEnv(env_id, kwargs, num_envs, device)

@@ -79,17 +79,12 @@ def commands(seeds: range, root: Path, scale: float = 1.0) -> list[tuple[Path, l
 
 def assess_run(folder: Path) -> dict:
     """The exact assessment of a run's last checkpoint (the policy at the end of its budget)."""
-    from societal.environments.tabular import finite_mdp
-    from societal.environments.vector import make
-    from societal.exact import assess
     from societal.run import load
 
     run = load(folder, "last")
-    c = run.config
-    mdp = finite_mdp(make(c.env, **c.env_kwargs)).scaled(c.reward_scale, c.reward_shift)
     metrics = pd.read_csv(folder / "metrics.csv")
     return {"env_steps": run.env_steps, "wall_s": round(float(metrics.wall_s.iloc[-1])),
-            "eval_greedy": c.eval_greedy, **assess(run.agent, mdp, c.gamma).to_dict()}
+            "eval_greedy": run.config.eval_greedy, **run.assess().to_dict()}
 
 
 def summarize(root: Path) -> pd.DataFrame:
@@ -140,13 +135,12 @@ def suite_summary(table: pd.DataFrame) -> list[str]:
 def plot_suite(table: pd.DataFrame, path: Path) -> None:
     """Per task: the exact fraction of the optimal return (the policy each condition evaluates with) and the
     share of the optimal path's states whose winning bid is within 0.05 of Q*."""
-    import matplotlib.pyplot as plt
 
-    from societal.plots import _save
+    from societal.plots import _save, figure
 
     tasks = [name for name, _, _ in TASKS if name in set(table.task)]
     conditions = [c for c in CONDITIONS if c in set(table.condition)]
-    fig, axes = plt.subplots(2, 1, figsize=(max(8, 0.38 * len(tasks)), 7.5), sharex=True)
+    fig, axes = figure(2, 1, figsize=(max(8, 0.38 * len(tasks)), 7.5), sharex=True)
     for i, condition in enumerate(conditions):
         runs = table[table.condition == condition].groupby("task")
         for ax, measure in zip(axes, ("fraction", "bids_close")):

@@ -90,12 +90,11 @@ def plot_conditions(curves: dict[str, list[pd.DataFrame]], xs: tuple[str, ...], 
     """Evaluation return of each condition (its seeds' ``evaluations``) against each of ``xs``: the median and
     10–90 % band over seeds (PAPER.md §2, the paper's curves), on the range every seed reached; ``xlim`` caps
     an axis."""
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    from societal.plots import _save
+    from societal.plots import _save, figure
 
-    fig, axes = plt.subplots(1, len(xs), figsize=(5.5 * len(xs), 4), squeeze=False)
+    fig, axes = figure(1, len(xs), figsize=(5.5 * len(xs), 4), squeeze=False)
     for condition, evals in curves.items():
         for ax, x in zip(axes[0], xs):
             grid = np.linspace(0, min(e[x].max() for e in evals), 100)
@@ -162,11 +161,10 @@ def median_row(condition: str, evals: list[pd.DataFrame]) -> dict:
 def plot_tworooms(folder: Path, curves: dict[str, list[pd.DataFrame]]) -> None:
     """Median and 10–90 % band over seeds of each condition (``curves``: its seeds' ``evaluations``), against
     env steps and auction steps, and the histogram of per-weight change during transfer (PAPER.md §2.4)."""
-    import matplotlib.pyplot as plt
     import numpy as np
     import torch
 
-    from societal.plots import _save
+    from societal.plots import _save, figure
 
     for task in ("green", "blue"):
         stage = {c: evals for c, evals in curves.items() if c.startswith(f"{task}-")}
@@ -176,7 +174,7 @@ def plot_tworooms(folder: Path, curves: dict[str, list[pd.DataFrame]]) -> None:
         plot_conditions(stage, ("env_steps", "auction_steps"), f"{task.capitalize()}TwoRooms",
                         folder / f"{task}.png", {"auction_steps": max(over_options)} if over_options else None)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = figure(figsize=(6, 4))
     for condition in ("society", "hierarchical"):
         changes = []
         for run in (p.parent.parent for p in folder.glob(f"blue-{condition}/seed*/checkpoints/last.pt")):

@@ -106,18 +106,22 @@ class PPO:
         lr = self.lr * lr_scale
         entropy_coef = torch.tensor(self.entropy if entropy is None else entropy, device=obs.device)
         stats, batches = torch.zeros(3, device=obs.device), 0
+        self.nonfinite_gradient = torch.zeros(len(valid), dtype=torch.bool, device=obs.device)
         for _ in range(self.epochs):
             for index, weight in minibatches(valid, self.minibatch):
-                stats += self.step(obs[index // c], samples.action.gather(1, index), old_log_prob.gather(1, index),
-                                   advantage.gather(1, index), samples.target.gather(1, index), weight, lr,
-                                   entropy_coef)
+                step_stats, bad = self.step(obs[index // c], samples.action.gather(1, index),
+                                            old_log_prob.gather(1, index), advantage.gather(1, index),
+                                            samples.target.gather(1, index), weight, lr, entropy_coef)
+                stats += step_stats
+                self.nonfinite_gradient |= bad
                 batches += 1
         value_loss, policy_entropy, clip_fraction = (stats / max(batches, 1)).tolist()
         return {"value_loss": value_loss, "policy_entropy": policy_entropy, "clip_fraction": clip_fraction}
 
     def _step(self, x: Tensor, action: Tensor, old_log_prob: Tensor, advantage: Tensor, target: Tensor,
-              weight: Tensor, lr: Tensor, entropy_coef: Tensor) -> Tensor:
-        """One PPO minibatch step of every learner (Adam on the rows whose learner has data)."""
+              weight: Tensor, lr: Tensor, entropy_coef: Tensor) -> tuple[Tensor, Tensor]:
+        """One PPO minibatch step of every learner (Adam on the rows whose learner has data). Returns the mean value
+        error, entropy and clip fraction, and which learners' gradients were not finite."""
         agent, theta = self.agent, self.agent.theta
         with torch.enable_grad():
             log_prob, entropy = agent.log_prob_entropy(x, action)
@@ -138,4 +142,5 @@ class PPO:
             denom = (self.v / (1 - b2**steps)).sqrt_().add_(EPS)
             theta.addcdiv_(self.m * (lr * on / (1 - b1**steps)), denom, value=-1.0)
             clipped = ((ratio - 1).abs() > self.clip).to(weight.dtype)
-            return torch.stack([(v * weight).sum(1).mean() for v in (value_error, entropy, clipped)])
+            stats = torch.stack([(v * weight).sum(1).mean() for v in (value_error, entropy, clipped)])
+            return stats, ~torch.isfinite(grad).all(1)

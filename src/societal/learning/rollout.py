@@ -1,4 +1,5 @@
-"""Collecting auction steps from a batch of environments (PAPER.md §1.10, steps 1–3).
+"""Collecting rollouts from a batch of environments: auction steps of a society (the paper's Algorithm 1,
+steps 1–3) and choices of the monolithic baseline.
 
 At every step every bidder of every environment bids (one batched sample), the highest active
 bid wins, the winner's primitive runs, and the mechanism later turns the log into utilities.
@@ -17,7 +18,20 @@ from torch import Tensor
 from societal.environments.vector import VecEnv
 from societal.learning.ppo import Samples
 from societal.mechanisms import auction, prices, settle, utilities
+from societal.monolithic import Monolithic
 from societal.society import Society
+
+
+@dataclass
+class Collected:
+    """What a rollout gives the trainer, from a society or from a monolithic agent alike."""
+
+    samples: Samples
+    returns: Tensor  # the return of each environment's last complete episode (Collecting.recent_returns)
+    episodes: int  # episodes that ended in the rollout
+    env_steps: int
+    continuation: Tensor  # [T, B] what the chooser of step t gets where that step ended (trainable options)
+    market: dict[str, float]  # a society's: winner_utility, conservation_residual
 
 
 @dataclass
@@ -30,9 +44,17 @@ class Rollout:
     residual: Tensor  # [T, B] credit created (or destroyed) between step t and t+1
     resale: Tensor  # [T, B] what the winner of auction t gets for s_{t+1} (what a trainable option works towards)
     last: Tensor  # [T, B] bool: step t ended its episode
-    episode_returns: Tensor  # undiscounted returns of the episodes that ended in this rollout
+    episode_returns: Tensor  # undiscounted return of each environment's last complete episode (Collecting)
     env_steps: int
 
+
+    @torch.no_grad()
+    def collected(self, society: Society) -> Collected:
+        inside = ~self.last  # the residual after an episode's last step is 0 by definition
+        market = {"winner_utility": self.utility.sum(2).mean().item(),
+                  "conservation_residual": self.residual[inside].mean().item() if inside.any() else 0.0}
+        return Collected(self.samples(society), self.episode_returns, int(self.last.sum()), self.env_steps,
+                         self.resale, market)
 
     @torch.no_grad()
     def samples(self, society: Society) -> Samples:
@@ -47,6 +69,50 @@ class Rollout:
         utility = per_learner(self.utility)
         advantage = utility - society.values(obs).repeat_interleave(c, 1)
         return Samples(obs, per_learner(self.bids), utility, advantage, per_learner(self.active), c)
+
+
+class Collecting:
+    """What every collector keeps between rollouts (``STATE``, with its environments), saved for a resume,
+    and the returns of the episodes it completes."""
+
+    STATE: tuple[str, ...] = ("obs", "episode_return", "last_return", "completed")
+    env: VecEnv
+    obs: Tensor
+    device: torch.device
+
+    def start_episodes(self, seed: int | None) -> None:
+        self.obs = self.env.reset(seed=seed)
+        self.device = self.obs.device
+        self.episode_return = torch.zeros(self.env.num_envs, device=self.device)
+        self.last_return = torch.zeros_like(self.episode_return)
+        self.completed = torch.zeros(self.env.num_envs, dtype=torch.bool, device=self.device)
+
+    def count(self, env_return: Tensor, done: Tensor) -> None:
+        """Add a step's return to the episodes in progress; ``done`` ones are complete."""
+        self.episode_return += env_return
+        self.last_return = torch.where(done, self.episode_return, self.last_return)
+        self.completed |= done
+        self.episode_return.masked_fill_(done, 0.0)
+
+    def recent_returns(self) -> Tensor:
+        """The return of each environment's most recent complete episode, once every environment has completed
+        one (else none). Returns of the episodes that end within a rollout would favour short episodes early
+        in training (on Chain only the fast ones end in the first rollout)."""
+        return self.last_return.clone() if self.completed.all() else self.last_return[:0]
+
+    def state_dict(self) -> dict:
+        return {**{k: getattr(self, k).clone() for k in self.STATE}, "env": self.env.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore ``state_dict()``; environments that cannot be restored (Gymnasium envs) start new episodes
+        from seeded resets instead."""
+        if self.env.resumable:
+            self.env.load_state_dict(state["env"])
+            for k in self.STATE:
+                setattr(self, k, state[k].to(self.device))
+        else:
+            self.obs = self.env.reset(seed=int(torch.randint(2**31, ())))
+            self.episode_return.zero_()
 
 
 def draw_active(num_envs: int, num_bidders: int, device: torch.device) -> Tensor:
@@ -64,8 +130,10 @@ def draw_exploring(active: Tensor, primitive_of: Tensor, rate: float) -> tuple[T
     return torch.where(exploring, active & (primitive_of[pick] == primitive_of), active), exploring[:, 0]
 
 
-class Collector:
+class Collector(Collecting):
     """Keeps a batch of environments running and collects ``steps`` auctions per environment."""
+
+    STATE = (*Collecting.STATE, "active", "wins")
 
     def __init__(self, society: Society, primitives, env: VecEnv, mechanism: str, gamma: float,
                  dropout: bool, reward_scale: float = 1.0, reward_shift: float = 0.0,
@@ -74,12 +142,10 @@ class Collector:
         self.mechanism, self.gamma, self.dropout = mechanism, gamma, dropout
         self.scale, self.shift = reward_scale, reward_shift
         self.mean_prices, self.explore, self.bonus = price == "mean", explore, bonus
-        self.obs = env.reset(seed=seed)
-        self.device = self.obs.device
+        self.start_episodes(seed)
         shape = (env.num_envs, society.num_bidders)
         self.active = draw_active(*shape, self.device) if dropout else torch.ones(shape, dtype=torch.bool,
                                                                                    device=self.device)
-        self.episode_return = torch.zeros(env.num_envs, device=self.device)
         self.wins = torch.zeros(self.obs.shape[1] if bonus else 0, society.num_primitives, device=self.device)
 
     def auction(self, bids: Tensor, means: Tensor, active: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -87,6 +153,9 @@ class Collector:
         bids or (mean prices) from the means."""
         winner, first, second = auction(bids, active)
         return (winner, *settle(means, winner, active)) if self.mean_prices else (winner, first, second)
+
+    def gather(self, steps: int) -> Collected:
+        return self.collect(steps).collected(self.society)
 
     def count_bonus(self, obs: Tensor, primitive: Tensor) -> Tensor:
         """bonus / √n(s, primitive), n counting this win too (one-hot observations)."""
@@ -97,7 +166,7 @@ class Collector:
     @torch.no_grad()
     def collect(self, steps: int) -> Rollout:
         log = {k: [] for k in ("obs", "bids", "active", "winner", "first", "second", "market_first", "market_second",
-                                "reward", "duration", "last", "ended_return")}
+                                "reward", "duration", "last")}
         for _ in range(steps):
             bids, means = self.society.bid_and_mean(self.obs)
             winner, first, second = self.auction(bids, means, self.active)
@@ -112,13 +181,12 @@ class Collector:
             if self.bonus:
                 reward = reward + self.count_bonus(self.obs, primitive)
             done = tr.terminated | tr.truncated
-            self.episode_return += tr.env_return
+            self.count(tr.env_return, done)
             for k, v in (("obs", self.obs), ("bids", bids), ("active", taking_part), ("winner", winner),
                          ("first", first), ("second", second), ("market_first", market[0]),
                          ("market_second", market[1]), ("reward", reward), ("duration", tr.duration),
-                         ("last", done), ("ended_return", self.episode_return.clone())):
+                         ("last", done)):
                 log[k].append(v)
-            self.episode_return.masked_fill_(done, 0.0)
             if self.dropout:
                 self.active = torch.where(done[:, None], draw_active(*self.active.shape, self.device), self.active)
             self.obs = tr.obs
@@ -129,5 +197,56 @@ class Collector:
         u, residual = utilities(self.mechanism, r["reward"], self.gamma ** r["duration"], *auctions)
         utility = torch.zeros_like(r["bids"]).scatter_(2, r["winner"][..., None], u[..., None])
         return Rollout(r["obs"], r["bids"], r["active"], r["winner"], utility, residual,
-                       prices(self.mechanism, *auctions)[1], r["last"], r["ended_return"][r["last"]],
+                       prices(self.mechanism, *auctions)[1], r["last"], self.recent_returns(),
                        int(r["duration"].sum().item()))
+
+
+def gae(reward: Tensor, discount: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
+        done: Tensor, lam: float) -> Tensor:
+    """Generalised advantage estimates ``[T, B]`` of a semi-MDP rollout (options: a step lasts τ env steps).
+
+    δ_t = r_t + γ^τ_t · V(s_{t+1}) · (1 − terminated_t) − V(s_t), where s_{t+1} is where step t
+    ended (a truncated episode is bootstrapped); A_t = δ_t + γ^τ_t · λ · (1 − done_t) · A_{t+1}.
+    """
+    delta = reward + discount * next_value * ~terminated - value
+    advantage = torch.zeros_like(delta)
+    running = torch.zeros_like(delta[0])
+    for t in range(len(delta) - 1, -1, -1):
+        running = delta[t] + discount[t] * lam * ~done[t] * running
+        advantage[t] = running
+    return advantage
+
+
+class MonolithicCollector(Collecting):
+    """Keeps a batch of environments running; a rollout of ``steps`` choices becomes PPO samples."""
+
+    def __init__(self, agent: Monolithic, primitives, env, gamma: float, lam: float, reward_scale: float = 1.0,
+                 reward_shift: float = 0.0, seed: int | None = None) -> None:
+        self.agent, self.primitives, self.env, self.gamma, self.lam = agent, primitives, env, gamma, lam
+        self.scale, self.shift = reward_scale, reward_shift
+        self.start_episodes(seed)
+
+    @torch.no_grad()
+    def gather(self, steps: int) -> Collected:
+        """``steps`` choices in every environment as PPO samples; the continuation is V where each step ended."""
+        log = {k: [] for k in ("obs", "action", "reward", "duration", "terminated", "done", "final")}
+        for _ in range(steps):
+            action = self.agent.act(self.obs)
+            tr = self.primitives.apply(self.env, self.obs, action)
+            done = tr.terminated | tr.truncated
+            self.count(tr.env_return, done)
+            for k, v in (("obs", self.obs), ("action", action), ("reward", tr.reward), ("duration", tr.duration),
+                         ("terminated", tr.terminated), ("done", done), ("final", tr.final_obs)):
+                log[k].append(v)
+            self.obs = tr.obs
+        r = {k: torch.stack(v) for k, v in log.items()}
+        t, b = r["action"].shape
+        obs = r["obs"].flatten(0, 1)
+        value = self.agent.values(obs)[0].view(t, b)
+        next_value = self.agent.values(r["final"].flatten(0, 1))[0].view(t, b)  # where each step ended
+        advantage = gae(self.scale * r["reward"] + self.shift, self.gamma ** r["duration"], value, next_value,
+                        r["terminated"], r["done"], self.lam)
+        samples = Samples(obs, r["action"].view(1, -1).float(), (advantage + value).view(1, -1),
+                          advantage.view(1, -1), torch.ones(1, t * b, dtype=torch.bool, device=obs.device))
+        return Collected(samples, self.recent_returns(), int(r["done"].sum()), int(r["duration"].sum().item()),
+                         next_value, {})

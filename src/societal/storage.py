@@ -1,0 +1,176 @@
+"""One run = one folder, written as training goes and read back::
+
+    config.json              everything needed to rerun it: the truth about the run
+    metrics.csv              one row per update (units in the column names)
+    bids.csv                 per evaluation, state and learner: training visits, Beta mean and std of the bid, Q*,
+                             win rate
+    tensorboard/             the same scalars as TensorBoard events
+    plots/*.png              return curve; bids against Q*
+    checkpoints/last.pt      all a resumed run needs (weights, optimisers, random streams, environments, counters)
+    checkpoints/best.pt      the weights of the best evaluation so far
+
+This module stores and returns plain dictionaries; it knows nothing of how training works.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from societal.config import Config
+from societal.errors import SocietalError, WriteFailed
+
+FORMAT = 2  # 1: agent weights only; 2: also the state a resumed run needs ("resume")
+METRICS = [
+    "update", "env_steps", "auction_steps", "wall_s", "collect_s", "update_s", "env_steps_per_s",
+    "episodes", "return_mean", "return_std", "return_min", "return_max", "winner_utility",
+    "conservation_residual", "value_loss", "policy_entropy", "clip_fraction", "policy_lr", "entropy_coef",
+    "eval_return_mean", "eval_return_std", "eval_success_rate",
+    "option_value_loss", "option_policy_entropy", "option_clip_fraction",  # train_options only
+]
+BIDS = ["update", "env_steps", "state", "visits", "learner", "primitive", "action", "mean_bid", "std_bid", "q_star",
+        "win_rate"]
+CHECKPOINT_KEYS = {"format", "config", "agent_spec", "agent", "update", "env_steps", "eval_return"}
+BUDGET = ("steps", "max_auction_steps", "max_wall_s", "device", "threads", "compile")  # a resumed run may change these
+
+
+def check_new(path: Path) -> None:
+    """Refuse an output folder that exists or cannot be created, before anything is written."""
+    if path.is_symlink() and not path.exists():
+        raise SocietalError(f"output folder {path} is a dangling link; choose another --out or remove it")
+    if path.exists():
+        raise SocietalError(f"output folder {path} already exists; choose another --out or remove it")
+    parent = path.absolute().parent
+    while not parent.exists() and not parent.is_symlink():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise SocietalError(f"cannot create output folder {path}: {parent} is not a folder")
+    try:  # what the process may do there, not what the permission bits say (root ignores them)
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as e:
+        raise SocietalError(f"cannot create output folder {path}: {parent} is not writable ({e.strerror})") from None
+
+
+@contextmanager
+def _writing(what: Path) -> Iterator[None]:
+    """Turn an OSError while writing ``what`` (a full disk, a vanished folder) into one line."""
+    try:
+        yield
+    except OSError as e:
+        raise WriteFailed(f"cannot write {what}: {e.strerror or e}") from None
+
+
+class RunWriter:
+    """Creates a run folder (or reopens one to resume after update ``resume_at``) and appends to it."""
+
+    def __init__(self, path: Path, config: Config, resume_at: tuple[int, int] | None = None) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # slow import: only when a run starts
+
+        self.path = path
+        with _writing(path):
+            if resume_at is None:
+                check_new(path)
+                (path / "checkpoints").mkdir(parents=True)
+                (path / "plots").mkdir()
+            write_atomically(path / "config.json", (json.dumps(config.to_dict(), indent=2) + "\n").encode())
+            self.files = {}
+            for name, columns in (("metrics", METRICS), ("bids", BIDS)):
+                file = path / f"{name}.csv"
+                if resume_at is not None:  # rows written after the checkpoint are done again
+                    kept = pd.read_csv(file) if file.stat().st_size else pd.DataFrame(columns=columns)
+                    kept = kept[kept["update"] <= resume_at[0]]
+                    write_atomically(file, kept.to_csv(index=False).encode())
+                f = open(file, "a" if resume_at is not None else "w", newline="")  # noqa: SIM115  (see close())
+                writer = csv.DictWriter(f, columns, restval="")
+                if resume_at is None:
+                    writer.writeheader()
+                self.files[name] = (f, writer)
+            # a resumed run drops the events logged after its checkpoint
+            purge = None if resume_at is None else resume_at[1] + 1
+            self.tensorboard = SummaryWriter(str(path / "tensorboard"), purge_step=purge)
+
+    def metrics(self, row: dict) -> None:
+        self._append("metrics", [row])
+        for key, value in row.items():
+            if key not in ("update", "env_steps") and isinstance(value, float) and math.isfinite(value):
+                self.tensorboard.add_scalar(key, value, row["env_steps"])
+
+    def bids(self, rows: list[dict]) -> None:
+        self._append("bids", rows)
+
+    def _append(self, name: str, rows: list[dict]) -> None:
+        f, writer = self.files[name]
+        with _writing(Path(f.name)):
+            writer.writerows(rows)
+            f.flush()
+
+    def checkpoint(self, name: str, payload: dict) -> None:
+        """Write ``checkpoints/<name>.pt`` atomically: a failed write leaves the previous one and no temp file."""
+        file = self.path / "checkpoints" / f"{name}.pt"
+        tmp = file.with_name(f".{name}.pt.tmp")
+        try:
+            with _writing(file):
+                torch.save({"format": FORMAT, **payload}, tmp)
+                tmp.replace(file)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.tensorboard.close()
+        for f, _ in self.files.values():
+            f.close()
+
+
+def write_atomically(file: Path, data: bytes) -> None:
+    tmp = file.with_name(f".{file.name}.tmp")
+    try:
+        with _writing(file):
+            tmp.write_bytes(data)
+            tmp.replace(file)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_config(path: Path) -> Config:
+    """The run folder's ``config.json``, validated; one clear line if it is missing or corrupt."""
+    file = path / "config.json"
+    if not file.is_file():
+        raise SocietalError(f"{path} is not a run folder (no config.json)")
+    try:
+        data = json.loads(file.read_text())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return Config.from_dict(data).validate()
+    except (ValueError, TypeError, SocietalError) as e:
+        raise SocietalError(f"corrupt {file}: {str(e).splitlines()[0]}") from None
+
+
+def read_checkpoint(path: Path, name: str, config: Config) -> dict:
+    """``checkpoints/<name>.pt`` of the run folder ``path`` whose ``config.json`` says ``config``."""
+    if name not in ("best", "last"):
+        raise SocietalError(f"unknown checkpoint {name!r}; allowed: best, last")
+    file = path / "checkpoints" / f"{name}.pt"
+    if not file.is_file():
+        raise SocietalError(f"{path} has no checkpoint {file.name} (every run writes best.pt and last.pt as it starts)")
+    try:
+        ckpt = torch.load(file, map_location="cpu", weights_only=True)
+        if not isinstance(ckpt, dict) or not ckpt.keys() >= CHECKPOINT_KEYS or ckpt["format"] not in (1, FORMAT):
+            raise ValueError("not a societal checkpoint")
+        theirs = Config.from_dict(ckpt["config"]).to_dict()
+    except Exception as e:  # a corrupt or foreign file: one line, without PyTorch's advice to trust it
+        reason = str(e).split("\n")[0].split(" (")[0].rstrip(".") if str(e) else repr(e)
+        raise SocietalError(f"cannot read checkpoint {file}: {reason}") from None
+    mine = config.to_dict()
+    differ = sorted(k for k in mine if k not in BUDGET and mine[k] != theirs[k])
+    if differ:
+        raise SocietalError(f"checkpoint {file} does not belong to {path}: its settings differ from config.json "
+                            f"in {', '.join(differ)}")
+    return ckpt
