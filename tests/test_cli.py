@@ -1,6 +1,8 @@
 """The command line: training, evaluation and the experiments' commands (bad inputs: test_bad_inputs.py)."""
 
 
+import pytest
+
 import societal
 from societal.cli import main
 
@@ -79,3 +81,17 @@ def test_the_report_summarises_every_seed_and_draws_the_curves(capsys, tmp_path)
     out = capsys.readouterr().out
     assert "cloned-ccv/seed0" in out and "cloned-ccv/seed1" in out
     assert (tmp_path / "bandit" / "returns.png").is_file()
+
+
+def test_every_flag_has_a_help_line_and_help_shows_defaults(capsys):
+    from societal.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, command in commands.items():
+        for action in command._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help line"
+    for argv, shown in ((["train", "--help"], "(paper: 2000000)"), (["eval", "--help"], "(default: 100)")):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert shown in capsys.readouterr().out

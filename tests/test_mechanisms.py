@@ -13,7 +13,7 @@ BIDS = torch.tensor([[0.5, 0.7, 0.2], [0.6, 0.1, 0.3], [0.2, 0.4, 0.9]])[:, None
 REWARD = torch.tensor([[0.0], [0.1], [1.0]])
 DISCOUNT = torch.tensor([[0.9], [0.81], [0.9]])  # γ = 0.9, τ = 1, 2, 1
 LAST = torch.tensor([[False], [False], [True]])
-EXPECTED = {  # winner utilities, by hand from PAPER.md §1.8
+EXPECTED = {  # winner utilities, by hand from the formulas in societal.mechanisms
     "v": [0 + 0.9 * 0.6 - 0.5, 0.1 + 0.81 * 0.9 - 0.3, 1.0 - 0.4],
     "ccv": [0 + 0.9 * 0.3 - 0.5, 0.1 + 0.81 * 0.4 - 0.3, 1.0 - 0.4],
     "bb": [0 + 0.9 * 0.6 - 0.7, 0.1 + 0.81 * 0.9 - 0.6, 1.0 - 0.9],

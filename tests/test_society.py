@@ -191,7 +191,7 @@ def test_beta_terms_match_torch_distributions_and_gradcheck():
 
 def test_bids_of_exactly_zero_or_one_have_finite_log_probability():
     log_prob, _ = beta_log_prob_entropy(torch.tensor([0.5, 2.0]), torch.tensor([3.0, 0.7]), torch.tensor([0.0, 1.0]))
-    assert torch.isfinite(log_prob).all()  # original bug B9
+    assert torch.isfinite(log_prob).all()  # the 2020 code took log(0) here
 
 
 def test_stacked_module_equals_per_learner_modules():

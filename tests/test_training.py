@@ -9,6 +9,7 @@ import torch
 import societal
 from societal.config import Config
 from societal.errors import SocietalError
+from societal.learning.rollout import option_samples
 
 FAST = dict(steps=20_000, eval_every=2, eval_episodes=20, progress=False)
 
@@ -213,7 +214,7 @@ def test_trainable_options_learn_from_their_own_inner_steps():
     options.apply(env, env.reset(), torch.tensor([0, 2, 0]))  # 5 steps right (reward 0.8), 20 left, 5 right
     # the chooser values the states where the calls ended at 0.5, 0.3, 0.5: only the call cut by time
     # (option 2, not terminated) is bootstrapped with it
-    s = options.samples(lam=1.0, continuation=torch.tensor([[0.5, 0.3, 0.5]]))
+    s = option_samples(options, lam=1.0, continuation=torch.tensor([[0.5, 0.3, 0.5]]))
     assert s.valid.sum(1).tolist() == [10, 0, 20] and options.steps == [] and options.calls == 0
     mine = s.advantage[0][s.valid[0]]
     assert sorted(mine.tolist()) == pytest.approx(sorted([0.8 * 0.9**j for j in range(5)] * 2))

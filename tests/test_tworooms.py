@@ -1,4 +1,4 @@
-"""The TwoRooms family (ORIGINAL.md §3.4): layout, start poses, success and reward rules, truncation."""
+"""The TwoRooms family: layout, start poses, success and reward rules, truncation."""
 
 from collections import Counter
 

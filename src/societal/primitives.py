@@ -18,7 +18,6 @@ from torch import Tensor
 from societal.config import Config
 from societal.environments.vector import VecEnv
 from societal.errors import SocietalError
-from societal.learning.ppo import Samples
 from societal.monolithic import Monolithic
 from societal.storage import read_checkpoint, read_config
 
@@ -52,8 +51,8 @@ class Options:
     The options of a batch run side by side and end at different times; environments whose option
     has ended wait (they are not stepped) until every option of the batch has ended.
 
-    Options made ``from_runs`` are frozen unless ``trainable``: then every inner step is kept, and
-    ``samples()`` turns them into PPO samples for the stacked option policies ``net``.
+    Options made ``from_runs`` are frozen unless ``trainable``: then every inner step is kept in ``steps``
+    (``learning.rollout.option_samples`` turns them into PPO samples for the stacked option policies ``net``).
     """
 
     def __init__(self, policy: Callable[[Tensor, Tensor], Tensor], num_options: int, gamma: float,
@@ -119,33 +118,6 @@ class Options:
         if self.trainable:
             self.calls += 1
         return Transition(obs, reward, env_return, terminated, truncated, duration, final_obs)
-
-    @torch.no_grad()
-    def samples(self, lam: float, continuation: Tensor) -> Samples:
-        """PPO samples of the inner steps since the last call; option k learns from its own steps only.
-
-        An option works for whoever chose it: GAE runs within each option call on the environment's
-        reward, and a call that ends without the episode terminating is bootstrapped with
-        ``continuation [T, B]``, the chooser's value of the state where call t of environment b ended
-        (a society's primitive: what it gets for that state at the next auction; a monolithic policy:
-        its value there). The original bootstrapped with the value function of the option that ran
-        next (ORIGINAL.md §2.4), a sub-task value that is not earned on the task at hand.
-        """
-        env, obs, action, reward, terminated, ended, final, option, call = (torch.cat(x) for x in zip(*self.steps))
-        sizes = [len(step[0]) for step in self.steps]
-        self.steps, self.calls = [], 0
-        rows = torch.arange(len(env), device=env.device)
-        value = torch.cat([self.net.values(o) for o in obs.split(8192)], 1)[option, rows]
-        next_value = torch.cat([self.net.values(o) for o in final.split(8192)], 1)[option, rows]
-        next_value = torch.where(ended, continuation[call, env], next_value)
-        delta = reward + self.gamma * next_value * ~terminated - value
-        advantage, carry = torch.empty_like(delta), torch.zeros(int(env.max()) + 1, device=env.device)
-        for d, e, end, a in zip(*(x.split(sizes)[::-1] for x in (delta, env, ended, advantage))):
-            a.copy_(d + self.gamma * lam * ~end * carry[e])  # each environment's next inner step is later
-            carry[e] = a
-        k, n = self.num_primitives, len(env)
-        return Samples(obs, action.float().expand(k, n), (advantage + value).expand(k, n), advantage.expand(k, n),
-                       torch.nn.functional.one_hot(option, k).t().bool())
 
 
 def make_primitives(config: Config, num_actions: int, device: torch.device, options: dict | None = None,

@@ -9,9 +9,10 @@ learner ``n % K``:
 * independently redundant: K = P·r learners, one per bidder;
 * solitary: r = 1, so K = P = N.
 
-Each learner is a Beta bidding policy and a value function (PAPER.md §3.1–3.2). All parameters of
-all K learners live in one tensor of shape ``[K, D]`` (row k = learner k; see ``networks.py``), so
-a forward pass, an Adam step or a gradient clip is a handful of tensor operations whatever K is.
+Each learner is a Beta bidding policy over [0, 1] (its network gives the mean and the precision, as
+in the paper) and a value function. All parameters of all K learners live in one tensor of shape
+``[K, D]`` (row k = learner k; see ``networks.py``), so a forward pass, an Adam step or a gradient
+clip is a handful of tensor operations whatever K is.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch import Tensor, nn
 from societal.mechanisms import auction
 from societal.networks import StackedMLP, build
 
-BID_EPS = 1e-6  # bids are clamped to [ε, 1-ε] before log-probabilities (original bug B9)
+BID_EPS = 1e-6  # bids are clamped to [ε, 1-ε] before log-probabilities
 
 
 class BetaTerms(torch.autograd.Function):
@@ -38,7 +39,7 @@ class BetaTerms(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, alpha: Tensor, beta: Tensor, bid: Tensor) -> tuple[Tensor, Tensor]:
-        bid = bid.clamp(BID_EPS, 1 - BID_EPS)  # original bug B9: log(0) at a float32 bid of exactly 0 or 1
+        bid = bid.clamp(BID_EPS, 1 - BID_EPS)  # the 2020 code took log(0) at a float32 bid of exactly 0 or 1
         log_bid, log_1m_bid, total = bid.log(), (-bid).log1p(), alpha + beta
         psi_a, psi_b, psi_t = torch.digamma(alpha), torch.digamma(beta), torch.digamma(total)
         log_norm = torch.lgamma(alpha) + torch.lgamma(beta) - torch.lgamma(total)

@@ -1,4 +1,4 @@
-"""Finite MDPs and their optimal Q-function, the bids a society should converge to (PAPER.md §1.5)."""
+"""Finite MDPs and their optimal Q-function, the bids a society should converge to."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""MentalRotation (PAPER.md §2.5, ORIGINAL.md §3.5): undo the distortion of an MNIST digit in two steps.
+"""MentalRotation (the paper's §7.2, Figure 9): undo the distortion of an MNIST digit in two steps.
 
 An episode shows a digit on a 64×64 canvas, distorted by a rotation of ±60° followed by a
 translation of 0.29 (``affine_grid`` units, ≈ 9 px) up, down, left or right: 8 distortions, drawn
-on the fly (the original stored all 480,000 images, B11). The primitives are six functions of the
+on the fly (the 2020 code stored all 480,000 images). The primitives are six functions of the
 image, in the original's order: rotate 60° counter-clockwise, rotate 60° clockwise, translate up,
 down, left, right. After two of them a frozen classifier judges the image: reward 1 if it names the
 digit, else 0 (the only reward). The solution: undo the translation, then the rotation.

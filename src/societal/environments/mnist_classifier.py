@@ -1,4 +1,4 @@
-"""The MNIST CNN (PAPER.md §3.1) and the frozen digit classifier that judges MentalRotation (ORIGINAL.md §3.5).
+"""The MNIST CNN of the 2020 code and the frozen digit classifier that judges MentalRotation.
 
 The classifier is trained once on centred 64×64 training digits, cached in ``$SOCIETAL_CACHE`` (default
 ``~/.cache/societal``) as ``mnist_classifier.pt`` and reused; ``load_classifier(retrain=True)`` retrains it.
@@ -39,7 +39,7 @@ def canvas(digits: np.ndarray | Tensor) -> Tensor:
 def mnist_cnn(out: int) -> nn.Module:
     """The original's ``MNIST_CNN`` (DCGAN discriminator, ndf = 8, no conv bias): ``[B, 1, 64, 64]`` → ``[B, out]``.
 
-    GroupNorm (4 groups) replaces the original's BatchNorm on purpose (ORIGINAL.md B10): it keeps no batch
+    GroupNorm (4 groups) replaces the original's BatchNorm on purpose: it keeps no batch
     statistics, so rollout and update see the same function and the module has no buffers (``StackedModule``).
     Layer indices match the original's ``network.{0,2,3,5,6,8,9,11}``.
     """

@@ -1,4 +1,4 @@
-"""Finite MDPs as tables: the paper's tabular tasks (PAPER.md §2.1–2.3), any Gymnasium env with a
+"""Finite MDPs as tables: the paper's tabular tasks (its §7.1), any Gymnasium env with a
 transition table ``P`` (FrozenLake, Taxi, CliffWalking), and the generated tasks of ``generated.py``.
 
 A table lists the outcomes of every (state, action): outcome k happens with probability
@@ -155,7 +155,7 @@ class Chain(TabularEnv):
 
 
 class Duality(TabularEnv):
-    """Two states and an absorbing trap (PAPER.md §2.3); the optimum alternates s0 → s1 → s0 ….
+    """Two states and an absorbing trap (the paper's §7.1); the optimum alternates s0 → s1 → s0 ….
 
     (s0, a0) → trap, 0; (s0, a1) → s1, ``big``; (s1, a0) → s0, ``big``; (s1, a1) → s1, ``small``;
     the trap pays ``trap`` per step forever. Never terminates; truncated after ``horizon`` steps.

@@ -1,4 +1,4 @@
-"""The TwoRooms family (PAPER.md §2.4, ORIGINAL.md §3.4) on Farama's ``minigrid``.
+"""The TwoRooms family (the paper's §7.2–7.3) on Farama's ``minigrid``.
 
 A 9×5 grid: the left room (interior x 1..3) and the right room (interior x 5..7) share the wall
 column x = 4, which holds a closed, unlocked red door at (4, 2). The right room holds two coloured

@@ -36,7 +36,7 @@ PAPER: dict[str, tuple[str, int, list[tuple[str, list[str]]]]] = {
 }
 EXPERIMENTS = [*PAPER, "tworooms", "markets"]
 
-# TwoRooms (PAPER.md §2.4): budgets of each stage.
+# TwoRooms (the paper's §7.2–7.3): budgets of each stage.
 OPTION_STEPS = 1_000_000  # env steps to pre-train each sub-policy
 # Deviation: the paper's entropy bonus 0.1 keeps a 7-action categorical policy near uniform (1.6 of 1.95 nats
 # after 2 M steps): such options are slow and end early, and no society over them reaches 0.65 (a scripted

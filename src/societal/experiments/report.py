@@ -88,7 +88,7 @@ def evaluations(runs: dict[Path, pd.DataFrame]) -> dict[str, list[pd.DataFrame]]
 def plot_conditions(curves: dict[str, list[pd.DataFrame]], xs: tuple[str, ...], title: str, path: Path,
                     xlim: dict[str, float] | None = None) -> None:
     """Evaluation return of each condition (its seeds' ``evaluations``) against each of ``xs``: the median and
-    10–90 % band over seeds (PAPER.md §2, the paper's curves), on the range every seed reached; ``xlim`` caps
+    10–90 % band over seeds (as the paper draws its curves), on the range every seed reached; ``xlim`` caps
     an axis."""
     import numpy as np
 
@@ -160,7 +160,7 @@ def median_row(condition: str, evals: list[pd.DataFrame]) -> dict:
 
 def plot_tworooms(folder: Path, curves: dict[str, list[pd.DataFrame]]) -> None:
     """Median and 10–90 % band over seeds of each condition (``curves``: its seeds' ``evaluations``), against
-    env steps and auction steps, and the histogram of per-weight change during transfer (PAPER.md §2.4)."""
+    env steps and auction steps, and the histogram of per-weight change during transfer (the paper's §7.3 histogram)."""
     import numpy as np
     import torch
 

@@ -1,7 +1,7 @@
-"""PPO for K stacked learners at once (PAPER.md §3.3), equal to K independent PPO updates.
+"""PPO for K stacked learners at once (the paper's settings), equal to K independent PPO updates.
 
 A learner is a row of an agent's parameter tensor: a society's primitive (whose samples are its
-memoryless auctions: target U, advantage U − V(s), PAPER.md §1.10), or a monolithic policy (K = 1;
+memoryless auctions: target U, advantage U − V(s), as in the paper's Algorithm 1), or a monolithic policy (K = 1;
 target and advantage from GAE). Per learner k, on its own samples only, with target G:
 
     A ← (A − mean A) / (std A + ε)

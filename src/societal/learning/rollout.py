@@ -5,7 +5,7 @@ At every step every bidder of every environment bids (one batched sample), the h
 bid wins, the winner's primitive runs, and the mechanism later turns the log into utilities.
 Environments keep running across rollouts: where a rollout cuts an episode, the utilities of its
 last step use the bids of one more auction at the next state (the way PPO bootstraps with V),
-whereas the last step of an episode, terminated or truncated, gets next bids 0 (PAPER.md §1.8).
+whereas the last step of an episode, terminated or truncated, gets next bids 0, as in the paper.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from societal.environments.vector import VecEnv
 from societal.learning.ppo import Samples
 from societal.mechanisms import auction, prices, settle, utilities
 from societal.monolithic import Monolithic
+from societal.primitives import Options
 from societal.society import Society
 
 
@@ -250,3 +251,31 @@ class MonolithicCollector(Collecting):
                           advantage.view(1, -1), torch.ones(1, t * b, dtype=torch.bool, device=obs.device))
         return Collected(samples, self.recent_returns(), int(r["done"].sum()), int(r["duration"].sum().item()),
                          next_value, {})
+
+
+@torch.no_grad()
+def option_samples(options: Options, lam: float, continuation: Tensor) -> Samples:
+    """PPO samples of the trainable options' inner steps since the last call; option k learns from its own steps.
+
+    An option works for whoever chose it: GAE runs within each option call on the environment's
+    reward, and a call that ends without the episode terminating is bootstrapped with
+    ``continuation [T, B]``, the chooser's value of the state where call t of environment b ended
+    (a society's primitive: what it gets for that state at the next auction; a monolithic policy:
+    its value there). The 2020 code bootstrapped with the value function of the option that ran
+    next, a sub-task value that is not earned on the task at hand.
+    """
+    env, obs, action, reward, terminated, ended, final, option, call = (torch.cat(x) for x in zip(*options.steps))
+    sizes = [len(step[0]) for step in options.steps]
+    options.steps, options.calls = [], 0
+    rows, gamma = torch.arange(len(env), device=env.device), options.gamma
+    value = torch.cat([options.net.values(o) for o in obs.split(8192)], 1)[option, rows]
+    next_value = torch.cat([options.net.values(o) for o in final.split(8192)], 1)[option, rows]
+    next_value = torch.where(ended, continuation[call, env], next_value)
+    delta = reward + gamma * next_value * ~terminated - value
+    advantage, carry = torch.empty_like(delta), torch.zeros(int(env.max()) + 1, device=env.device)
+    for d, e, end, a in zip(*(x.split(sizes)[::-1] for x in (delta, env, ended, advantage))):
+        a.copy_(d + gamma * lam * ~end * carry[e])  # each environment's next inner step is later
+        carry[e] = a
+    k, n = options.num_primitives, len(env)
+    return Samples(obs, action.float().expand(k, n), (advantage + value).expand(k, n), advantage.expand(k, n),
+                   torch.nn.functional.one_hot(option, k).t().bool())

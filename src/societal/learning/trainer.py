@@ -18,7 +18,7 @@ from societal.config import Config
 from societal.errors import Diverged, EnvironmentFailed, SocietalError
 from societal.evaluation import evaluate
 from societal.learning.build import Parts, build
-from societal.learning.rollout import Collected
+from societal.learning.rollout import Collected, option_samples
 from societal.storage import RunWriter
 
 
@@ -67,7 +67,7 @@ class Trainer:
         self.check_finite("loss", torch.tensor([stats["value_loss"], stats["policy_entropy"]]))
         self.check_finite("parameter", p.agent.theta)
         if p.option_learner is not None:
-            samples = p.primitives.samples(p.primitives.config.gae_lambda, batch.continuation)
+            samples = option_samples(p.primitives, p.primitives.config.gae_lambda, batch.continuation)
             stats |= {f"option_{k}": v for k, v in p.option_learner.update(samples).items()}
             self.check_finite("option parameter", p.primitives.net.theta)
         return {"policy_lr": c.policy_lr * lr_scale, "entropy_coef": entropy, **stats}
