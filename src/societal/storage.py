@@ -80,6 +80,8 @@ class RunWriter:
                 check_new(path)
                 (path / "checkpoints").mkdir(parents=True)
                 (path / "plots").mkdir()
+            for stale in path.rglob(".*.tmp"):  # left by a process killed while writing
+                stale.unlink()
             write_atomically(path / "config.json", (json.dumps(config.to_dict(), indent=2) + "\n").encode())
             self.files = {}
             for name, columns in (("metrics", METRICS), ("bids", BIDS)):
