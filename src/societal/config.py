@@ -196,7 +196,7 @@ RANGES: dict[str, tuple] = {  # field → (test, what is allowed)
 PRESETS: dict[str, dict] = {
     "paper": {},  # the paper's settings: the defaults above
     "general": {
-        "price": "mean", "bid_init_mean": 0.9, "bid_init_precision": 10.0,
+        "price": "mean", "bid_init_mean": 0.9, "bid_init_precision": 10.0, "explore": 0.05,
         "entropy": 0.01, "policy_lr": 4e-4, "eval_greedy": True,
     },
 }
