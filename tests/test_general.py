@@ -99,3 +99,19 @@ def test_the_general_preset_solves_a_task_outside_the_suite_and_prices_its_path(
                          progress=False)
     result = assess(run.agent, finite_mdp(gym.make(env, **kwargs)), 0.99)
     assert result.fraction_greedy >= 0.95 and result.bids_close >= 0.8
+
+
+@pytest.mark.parametrize("bootstrap", [False, True])
+def test_a_time_limit_cut_sells_the_last_state_only_where_asked(bootstrap):
+    env = TabularVecEnv(gym.make("societal/Chain-v0", length=3).unwrapped, 64, torch.device("cpu"))  # horizon 8
+    society = Society((3,), 2)
+    society.init_bids(0.5, 1e6)  # every mean bid 0.5: mean prices are exactly 0.5
+    collector = Collector(society, LiteralActions(2), env, "ccv", 0.9, False, price="mean",
+                          bootstrap_truncated=bootstrap)
+    rollout = collector.collect(40)
+    u = rollout.utility.sum(2)
+    cut = rollout.last & (u < 0)  # episodes that ended without the goal's 0.8 (0.8 − 0.5 > 0): cut by the time limit
+    going_on = ~rollout.last
+    assert cut.any() and torch.allclose(u[going_on], torch.tensor(0.9 * 0.5 - 0.5))
+    expected = 0.9 * 0.5 - 0.5 if bootstrap else -0.5  # resold at the price of the state where it ended, or for 0
+    assert torch.allclose(u[cut], torch.tensor(expected))

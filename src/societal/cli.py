@@ -17,7 +17,7 @@ import pandas as pd
 
 from societal.config import PRESETS, Config
 from societal.errors import SocietalError, SocietalWarning, Stopped
-from societal.experiments.paper import EXPERIMENTS, commands, conditions, run_all
+from societal.experiments.paper import EXPERIMENTS, commands, conditions
 from societal.mechanisms import MECHANISMS
 from societal.networks import NETWORKS
 
@@ -32,6 +32,31 @@ class WithDefaults(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         return action.help if action.default is None else super()._get_help_string(action)
+
+
+def ray_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", help="join the Ray cluster at HOST:PORT or ray://HOST:PORT (default: start a "
+                                          "private one on this machine)")
+    parser.add_argument("--cpus", type=int, help="CPUs of the private Ray instance (default: all of this machine's)")
+    parser.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs Ray gives each run")
+    parser.add_argument("--gpus-per-run", type=float, default=0.0,
+                        help="GPUs Ray gives each run (0.25: four share one)")
+
+
+def grid_values(text: str) -> tuple[str, list]:
+    """``key=v1,v2,…`` (commas inside brackets belong to a value): the values read as Python where they can be."""
+    key, sep, values = text.partition("=")
+    if not sep or not key or not values:
+        raise argparse.ArgumentTypeError(f"expected key=value1,value2,…, got {text!r}")
+    parts, depth, current = [], 0, ""
+    for ch in values + ",":
+        depth += (ch in "([{") - (ch in ")]}")
+        if ch == "," and depth == 0:
+            parts.append(key_value(f"{key}={current}")[1])
+            current = ""
+        else:
+            current += ch
+    return key, parts
 
 
 def key_value(text: str) -> tuple[str, object]:
@@ -120,11 +145,31 @@ def build_parser() -> Parser:
     mc.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="where to train it")
     mc.set_defaults(func=run_mnist_classifier)
 
+    sw = sub.add_parser("sweep", formatter_class=WithDefaults,
+                        help="train over a grid of settings and seeds on Ray, one Tune trial per run")
+    sw.add_argument("env", help="Gymnasium id, as for train")
+    sw.add_argument("--grid", type=grid_values, action="append", default=[], metavar="KEY=V1,V2,…",
+                    help="a Config field and its values (repeatable; every combination runs)")
+    sw.add_argument("--seeds", type=int, default=1, help="seeds per setting: --first-seed … --first-seed + N − 1")
+    sw.add_argument("--first-seed", type=int, default=0, help="the first seed")
+    sw.add_argument("--steps", type=int, help="training budget of every run in env steps (default: the preset's)")
+    sw.add_argument("--preset", choices=list(PRESETS), help="the preset of every run (default: as train chooses)")
+    sw.add_argument("--set", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                    help="a Config field of every run (repeatable)")
+    sw.add_argument("--out", type=Path, required=True, help="the sweep's folder: <out>/<key=value,…>/seed<k>")
+    sw.add_argument("--resume", action="store_true",
+                    help="go on with an interrupted sweep: finished runs are skipped, cut ones resumed")
+    ray_flags(sw)
+    sw.set_defaults(func=run_sweep)
+
+    rp = sub.add_parser("report", formatter_class=WithDefaults,
+                        help="summarise a folder of runs <dir>/<setting>/seed<k> (a sweep, an experiment)")
+    rp.add_argument("folder", type=Path, help="the folder")
+    rp.set_defaults(func=run_report)
+
     ex = sub.add_parser("experiments", formatter_class=WithDefaults, help="print (or run) the paper's commands")
     ex.add_argument("name", choices=EXPERIMENTS, help="which experiment")
     ex.add_argument("--for-real", action="store_true", help="run the commands")
-    ex.add_argument("--jobs", type=int, default=1,
-                    help="runs at once (a run waits for the runs it reads, e.g. its options); 2 on a 2-core machine")
     ex.add_argument("--seeds", type=int, default=1, help="repeat with N seeds: 0..N-1, or from --first-seed on")
     ex.add_argument("--first-seed", type=int, default=0, help="the first seed (e.g. 5 to add seeds to 0..4)")
     ex.add_argument("--only", nargs="+", metavar="CONDITION",
@@ -134,13 +179,15 @@ def build_parser() -> Parser:
     ex.add_argument("--scale", type=float, default=1.0, help="multiply every training budget (e.g. 0.01 to try)")
     ex.add_argument("--device", choices=["cpu", "cuda", "auto"], help="device of every run (default: each run's own)")
     ex.add_argument("--max-wall-s", type=float, default=0.0, help="stop each run after this many seconds (0: no limit)")
+    ex.add_argument("--resume", action="store_true",
+                    help="with --for-real: go on with interrupted experiments (finished runs are skipped)")
+    ray_flags(ex)
     ex.set_defaults(func=run_experiments)
     return parser
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from societal.learning.loop import train
-
+def train_arguments(args: argparse.Namespace) -> dict:
+    """``societal.train``'s keyword arguments from ``societal train``'s parsed flags."""
     if (args.env is None) == (args.resume is None):
         raise SocietalError("give an environment to train on, or --resume RUN_DIR to continue a run (not both)")
     if args.resume is not None and (args.preset or args.env_kwarg or args.eval_env_kwarg or args.out):
@@ -156,9 +203,14 @@ def run_train(args: argparse.Namespace) -> int:
         if getattr(args, field[:-1]):
             overrides[field] = dict(getattr(args, field[:-1]))
     if args.resume is not None:
-        run = train(resume=args.resume, progress=not args.quiet, **overrides)
-    else:
-        run = train(args.env, preset=args.preset, out=args.out, progress=not args.quiet, **overrides)
+        return dict(resume=args.resume, progress=not args.quiet, **overrides)
+    return dict(env=args.env, preset=args.preset, out=args.out, progress=not args.quiet, **overrides)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from societal.learning.loop import train
+
+    run = train(**train_arguments(args))
     last = run.metrics.dropna(subset=["eval_return_mean"]).iloc[-1]
     print(f"{run.path}: {run.env_steps} env steps, evaluation return {last.eval_return_mean:.4f} "
           f"± {last.eval_return_std:.4f}")
@@ -223,8 +275,6 @@ def run_experiments(args: argparse.Namespace) -> int:
         return 0
     if args.scale <= 0:
         raise SocietalError(f"--scale must be positive, got {args.scale}")
-    if args.jobs < 1:
-        raise SocietalError(f"--jobs must be at least 1, got {args.jobs}")
     Config(max_wall_s=args.max_wall_s).validate()  # before any run starts, with train's own message
     extra = (["--device", args.device] if args.device else []) + (["--max-wall-s", str(args.max_wall_s)]
                                                                     if args.max_wall_s else [])
@@ -235,14 +285,50 @@ def run_experiments(args: argparse.Namespace) -> int:
     if not args.for_real:
         return 0
     existing = [str(folder) for folder, _ in runs if folder.exists()]
-    if existing:
-        raise SocietalError(f"run folders already exist: {', '.join(existing)}; remove them or pass --root")
+    if existing and not args.resume:
+        raise SocietalError(f"run folders already exist: {', '.join(existing)}; remove them, pass --root, or --resume")
     others = {str(f) for f, _ in every} - {str(f) for f, _ in runs}  # runs left out by --only
     missing = sorted({a for _, argv in runs for a in argv if a in others and not Path(a).is_dir()})
     if missing:
         raise SocietalError(f"the runs read {', '.join(missing)}, which neither exist nor are among them; "
                             "add their conditions to --only")
-    return run_all(runs, args.jobs)
+    return on_ray(runs, args.root / f".tune-{args.name}", args)
+
+
+def on_ray(runs: list[tuple[Path, list[str]]], state: Path, args: argparse.Namespace) -> int:
+    """Run ``runs`` on Ray (``societal.sweep``); prints how each ended; 0 if every run finished."""
+    from societal.distributed import ray_cluster, run_on_ray
+
+    if args.cpus_per_run <= 0 or args.gpus_per_run < 0 or (args.cpus is not None and args.cpus < 1):
+        raise SocietalError("--cpus-per-run must be positive, --gpus-per-run 0 or more and --cpus at least 1")
+    with ray_cluster(args.address, args.cpus):
+        table = run_on_ray(runs, state, args.resume, args.cpus_per_run, args.gpus_per_run)
+    with pd.option_context("display.width", 250, "display.max_colwidth", 80):
+        print(table[["run", "outcome"]].to_string(index=False))
+    return 0 if (table.outcome == "done").all() else 1
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from societal.distributed import check_sweep, grid_runs
+
+    if args.seeds < 1 or args.first_seed < 0:
+        raise SocietalError(f"--seeds must be at least 1 and --first-seed 0 or more, got {args.seeds} and "
+                            f"{args.first_seed}")
+    flags = (["--preset", args.preset] if args.preset else []) + (["--steps", str(args.steps)] if args.steps else [])
+    flags += [a for k, v in args.set for a in ("--set", f"{k}={v}")]
+    runs = grid_runs(args.env, dict(args.grid), range(args.first_seed, args.first_seed + args.seeds), args.out, flags)
+    check_sweep(runs, args.resume, args.cpus_per_run, args.gpus_per_run)
+    for _, argv in runs:
+        print(shlex.join(["societal", *argv]))
+    return on_ray(runs, args.out / ".tune", args)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from societal.experiments.report import summarize_folder
+
+    with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 60):
+        print(summarize_folder(args.folder).to_string(index=False))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,6 +102,10 @@ class Config:
     part, and the seller of the state is paid the full auction's price."""
     bonus: float = 0.0
     """Count bonus (one-hot observations): the winner at s is also paid bonus / √(auctions its primitive won at s)."""
+    bootstrap_truncated: bool = False
+    """An episode cut by its time limit sells its last state at the price of an auction there, as a rollout cut
+    does, instead of for nothing (the paper's rule for any episode end): prices then converge to Q* of the task
+    without the time limit."""
     # evaluation and outputs
     eval_every: int = 50
     """Updates between evaluations."""
@@ -197,7 +201,7 @@ PRESETS: dict[str, dict] = {
     "paper": {},  # the paper's settings: the defaults above
     "general": {
         "price": "mean", "bid_init_mean": 0.9, "bid_init_precision": 10.0, "explore": 0.05,
-        "entropy": 0.01, "policy_lr": 4e-4, "eval_greedy": True,
+        "bootstrap_truncated": True, "entropy": 0.01, "policy_lr": 4e-4, "eval_greedy": True,
     },
 }
 """Named settings. ``general`` (beyond the paper) makes prices converge to Q* on long horizons and lets the

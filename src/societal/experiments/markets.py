@@ -89,7 +89,7 @@ def assess_run(folder: Path) -> dict:
 
 def summarize(root: Path) -> pd.DataFrame:
     """One row per run (its exact assessment), also written to ``assessment.csv``; draws ``markets.png``."""
-    folders = sorted(p.parent for p in (root / "markets").glob("*/*/seed*/checkpoints/last.pt"))
+    folders = sorted(p.parent.parent for p in (root / "markets").glob("*/*/seed*/checkpoints/last.pt"))
     if not folders:
         raise SocietalError(f"no runs of 'markets' under {root / 'markets'}; run them with --for-real first")
     rows = []

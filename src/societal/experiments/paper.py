@@ -6,10 +6,6 @@ stages name the folders of the earlier ones, so nothing has to be filled in by h
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 # name → (env id, env steps, [(condition, extra flags)])
@@ -102,44 +98,3 @@ def commands(name: str, seeds: int, root: Path, scale: float = 1.0,
 def conditions(name: str) -> list[str]:
     """The conditions of experiment ``name``, in the order it runs them."""
     return list(dict.fromkeys(folder.parent.name for folder, _ in commands(name, 1, Path())))
-
-
-def run_all(runs: list[tuple[Path, list[str]]], jobs: int = 1) -> int:
-    """Run ``societal`` commands, ``jobs`` at a time, each once the runs whose folders it names have finished.
-
-    Returns 0, or the exit status of the first run that failed (runs that need it are not started). SIGINT and
-    SIGTERM are passed on to the runs in progress (each saves a checkpoint and stops); no new run starts, and
-    the exit status is 130 or 143 once they have all stopped.
-    """
-    needs = [{j for j, (folder, _) in enumerate(runs[:i]) if str(folder) in argv} for i, (_, argv) in enumerate(runs)]
-    waiting, running, done, failed = list(range(len(runs))), {}, set(), 0
-    stop: list[int] = []
-
-    def forward(number: int, frame) -> None:
-        stop.append(number)
-        for process in running.values():
-            process.send_signal(number)
-
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while waiting or running:
-            for i in [i for i in waiting if needs[i] <= done][: jobs - len(running)] if not stop else []:
-                waiting.remove(i)
-                quiet = ["--quiet"] if jobs > 1 and runs[i][1][0] == "train" else []  # interleaved progress: unreadable
-                # a session of its own: a terminal's Ctrl-C reaches the runs once, through us
-                running[i] = subprocess.Popen([sys.executable, "-m", "societal", *runs[i][1], *quiet],
-                                              start_new_session=True)
-            if not running:
-                break  # what is left needs a run that failed, or we were stopped
-            time.sleep(0.5)
-            for i, process in list(running.items()):
-                if process.poll() is not None:
-                    del running[i]
-                    if process.returncode == 0:
-                        done.add(i)
-                    else:
-                        failed = failed or process.returncode
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    return 128 + stop[0] if stop else failed

@@ -71,6 +71,27 @@ def summarize(name: str, root: Path) -> pd.DataFrame:
     return pd.DataFrame([summarize_run(f, m, TARGET[name]) for f, m in runs.items()])
 
 
+def summarize_folder(folder: Path) -> pd.DataFrame:
+    """Any folder of runs ``<folder>/<setting>/seed<k>`` (a sweep, one experiment): a row per run, then per
+    setting the median and 10–90 % band over seeds of the final evaluation; draws ``<folder>/returns.png``."""
+    runs = read_runs(folder)
+    if not runs:
+        raise SocietalError(f"no runs under {folder} (expected {folder}/<setting>/seed<k>/metrics.csv)")
+    rows = []
+    for run, metrics in runs.items():
+        ev = metrics.dropna(subset=["eval_return_mean"])
+        rows.append({"setting": run.parent.name, "seed": run.name, "env_steps": int(metrics.env_steps.iloc[-1]),
+                     "wall_s": round(float(metrics.wall_s.iloc[-1])),
+                     "eval_return": float(ev.eval_return_mean.iloc[-1]) if len(ev) else None,
+                     "best_eval_return": float(ev.eval_return_mean.max()) if len(ev) else None})
+    table = pd.DataFrame(rows)
+    final = table.dropna(subset=["eval_return"]).groupby("setting").eval_return
+    summary = pd.DataFrame({"seed": final.size().map(lambda n: f"median of {n}"), "eval_return": final.median(),
+                            "eval_return_10%": final.quantile(0.1), "eval_return_90%": final.quantile(0.9)})
+    plot_conditions(evaluations(runs), ("env_steps", "wall_s"), folder.name, folder / "returns.png")
+    return pd.concat([table, summary.reset_index()], ignore_index=True).round(4)
+
+
 def read_runs(folder: Path) -> dict[Path, pd.DataFrame]:
     """The metrics of every run folder ``<folder>/<condition>/seed<k>``, each file read once."""
     return {f.parent: pd.read_csv(f) for f in sorted(folder.glob("*/seed*/metrics.csv"))}

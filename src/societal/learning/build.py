@@ -88,7 +88,7 @@ def build(config: Config, transfer: bool = True) -> Parts:
                        vec, c.network)
         agent.init_bids(c.bid_init_mean, c.bid_init_precision)
         collector = Collector(agent, primitives, vec, c.mechanism, c.gamma, c.dropout, c.reward_scale,
-                              c.reward_shift, c.seed, c.price, c.explore, c.bonus)
+                              c.reward_shift, c.seed, c.price, c.explore, c.bonus, c.bootstrap_truncated)
     else:
         agent = fitted(lambda: Monolithic(shape, primitives.num_primitives, c.hidden, c.network), vec, c.network)
         collector = MonolithicCollector(agent, primitives, vec, c.gamma, c.gae_lambda, c.reward_scale,

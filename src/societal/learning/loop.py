@@ -43,14 +43,10 @@ def train(
     ``resume``: a stopped run's folder, continued from its last checkpoint (only the budget, ``device`` and
     ``threads`` may change). ``callback(row)`` is called with every metrics row; returning ``False`` stops.
     """
-    names = [f.name for f in dataclasses.fields(Config) if f.name not in ("env", "preset")]
-    unknown = sorted(set(overrides) - set(names))
-    if unknown:
-        raise SocietalError(f"unknown setting {', '.join(unknown)}; allowed: {', '.join(names)}")
     if resume is not None:
         trainer = resumed(Path(resume), overrides)
     else:
-        config = from_preset(preset, env, **overrides).validate()
+        config = configure(env, preset, overrides)
         out = Path(out) if out is not None else default_out(config)
         check_new(out)  # before anything is built
         trainer = Trainer(config, out)
@@ -71,6 +67,15 @@ def train(
         raise Stopped(f"stopped by {name} after update {trainer.update} ({trainer.env_steps} env steps); resume "
                       f"with: societal train --resume {trainer.out}", stop[0])
     return run
+
+
+def configure(env: str, preset: str | None, overrides: dict) -> Config:
+    """The validated ``Config`` of a new run: ``preset``'s settings with ``overrides`` (``Config`` fields) on top."""
+    names = [f.name for f in dataclasses.fields(Config) if f.name not in ("env", "preset")]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise SocietalError(f"unknown setting {', '.join(unknown)}; allowed: {', '.join(names)}")
+    return from_preset(preset, env, **overrides).validate()
 
 
 def resumed(path: Path, overrides: dict) -> Trainer:

@@ -17,9 +17,9 @@ from torch import Tensor
 
 from societal.environments.vector import VecEnv
 from societal.learning.ppo import Samples
-from societal.mechanisms import auction, prices, settle, utilities
+from societal.mechanisms import MECHANISMS, auction, prices, settle, utilities
 from societal.monolithic import Monolithic
-from societal.primitives import Options
+from societal.primitives import Options, Transition
 from societal.society import Society
 
 
@@ -138,11 +138,13 @@ class Collector(Collecting):
 
     def __init__(self, society: Society, primitives, env: VecEnv, mechanism: str, gamma: float,
                  dropout: bool, reward_scale: float = 1.0, reward_shift: float = 0.0,
-                 seed: int | None = None, price: str = "sampled", explore: float = 0.0, bonus: float = 0.0) -> None:
+                 seed: int | None = None, price: str = "sampled", explore: float = 0.0, bonus: float = 0.0,
+                 bootstrap_truncated: bool = False) -> None:
         self.society, self.primitives, self.env = society, primitives, env
         self.mechanism, self.gamma, self.dropout = mechanism, gamma, dropout
         self.scale, self.shift = reward_scale, reward_shift
         self.mean_prices, self.explore, self.bonus = price == "mean", explore, bonus
+        self.bootstrap_truncated = bootstrap_truncated
         self.start_episodes(seed)
         shape = (env.num_envs, society.num_bidders)
         self.active = draw_active(*shape, self.device) if dropout else torch.ones(shape, dtype=torch.bool,
@@ -158,6 +160,15 @@ class Collector(Collecting):
     def gather(self, steps: int) -> Collected:
         return self.collect(steps).collected(self.society)
 
+    def resold(self, tr: Transition) -> Tensor:
+        """``[B]``: where ``bootstrap_truncated`` and an episode was cut by its time limit, what the state where it
+        ended would sell for at an auction there (else 0, as at a real end: the paper's rule for both)."""
+        if not self.bootstrap_truncated or not tr.truncated.any():
+            return torch.zeros_like(tr.reward)
+        cut = tr.truncated & ~tr.terminated
+        _, first, second = self.auction(*self.society.bid_and_mean(tr.final_obs), self.active)
+        return MECHANISMS[self.mechanism](first, second)[0] * cut
+
     def count_bonus(self, obs: Tensor, primitive: Tensor) -> Tensor:
         """bonus / √n(s, primitive), n counting this win too (one-hot observations)."""
         index = (obs.argmax(1), primitive)
@@ -167,7 +178,7 @@ class Collector(Collecting):
     @torch.no_grad()
     def collect(self, steps: int) -> Rollout:
         log = {k: [] for k in ("obs", "bids", "active", "winner", "first", "second", "market_first", "market_second",
-                                "reward", "duration", "last")}
+                                "reward", "duration", "last", "resold")}
         for _ in range(steps):
             bids, means = self.society.bid_and_mean(self.obs)
             winner, first, second = self.auction(bids, means, self.active)
@@ -186,7 +197,7 @@ class Collector(Collecting):
             for k, v in (("obs", self.obs), ("bids", bids), ("active", taking_part), ("winner", winner),
                          ("first", first), ("second", second), ("market_first", market[0]),
                          ("market_second", market[1]), ("reward", reward), ("duration", tr.duration),
-                         ("last", done)):
+                         ("last", done), ("resold", self.resold(tr))):
                 log[k].append(v)
             if self.dropout:
                 self.active = torch.where(done[:, None], draw_active(*self.active.shape, self.device), self.active)
@@ -195,10 +206,12 @@ class Collector(Collecting):
         _, next_first, next_second = self.auction(*self.society.bid_and_mean(self.obs), self.active)
         market = (r["market_first"], r["market_second"]) if self.explore else None
         auctions = r["first"], r["second"], r["last"], next_first, next_second, market
-        u, residual = utilities(self.mechanism, r["reward"], self.gamma ** r["duration"], *auctions)
+        discount = self.gamma ** r["duration"]
+        u, residual = utilities(self.mechanism, r["reward"], discount, *auctions)
+        u, residual = u + discount * r["resold"], residual + r["resold"]
         utility = torch.zeros_like(r["bids"]).scatter_(2, r["winner"][..., None], u[..., None])
         return Rollout(r["obs"], r["bids"], r["active"], r["winner"], utility, residual,
-                       prices(self.mechanism, *auctions)[1], r["last"], self.recent_returns(),
+                       prices(self.mechanism, *auctions)[1] + r["resold"], r["last"], self.recent_returns(),
                        int(r["duration"].sum().item()))
 
 

@@ -1,0 +1,177 @@
+"""Many runs on Ray: a sweep over settings and seeds, or the paper's experiments, as Ray Tune trials.
+
+Every run is a ``societal train`` command with its own ordinary run folder (``eval``, ``load`` and the
+reports work on it as on any other). Runs that read other runs' folders (options, transfer) run in a
+later stage than those. Without an address a private Ray instance is started on this machine (at
+127.0.0.1, no dashboard, no usage reporting, a capped object store) and shut down at the end; with one,
+the runs join that cluster, and their folders must be on storage every node can write.
+
+Ray's servers listen on every network interface; what protects them is Ray's token authentication, on by
+default (the token is in ``~/.ray/auth_token``, or ``$RAY_AUTH_TOKEN``; every node and client needs it).
+
+An interrupted sweep goes on with ``resume``: Tune skips the trials that finished, and a trial that was
+cut short continues its run from the run's last checkpoint (``societal train --resume``). A failing run
+is reported and the others go on; runs that read a failed run are not started.
+
+Importing ``societal`` does not import Ray: only this module does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import product
+from pathlib import Path
+
+import pandas as pd
+
+from societal.errors import SocietalError
+
+Runs = list[tuple[Path, list[str]]]  # (run folder, argv after "societal")
+
+
+@contextmanager
+def ray_cluster(address: str | None = None, cpus: int | None = None) -> Iterator[None]:
+    """Join the Ray cluster at ``address``, or start a private one on this machine with ``cpus`` CPUs."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # run folders are absolute; keep the working directory
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # each run writes its own TensorBoard events
+    token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+    if address is not None and ("RAY_AUTH_TOKEN" in os.environ or token.is_file()):
+        os.environ.setdefault("RAY_AUTH_MODE", "token")  # a cluster started by `ray start` asks for its token
+    import ray  # reads RAY_AUTH_MODE as it is imported
+
+    if address is not None:
+        ray.init(address=address, logging_level="ERROR")
+    else:
+        ray.init(num_cpus=cpus or os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
+                 object_store_memory=256 * 2**20, logging_level="ERROR")
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def stages(runs: Runs) -> list[list[int]]:
+    """The runs in stages: a run comes after every run whose folder its command names."""
+    folders = [str(folder) for folder, _ in runs]
+    level: list[int] = []
+    for i, (_, argv) in enumerate(runs):
+        level.append(1 + max((level[j] for j, f in enumerate(folders[:i]) if f in argv), default=-1))
+    return [[i for i, lv in enumerate(level) if lv == n] for n in range(max(level, default=-1) + 1)]
+
+
+def trial(config: dict) -> None:
+    """A Tune trial: one ``societal train`` command; each metrics row is reported to Tune."""
+    from ray import tune
+
+    from societal.cli import build_parser, train_arguments
+    from societal.learning.loop import train
+
+    folder, argv = Path(config["run"]["folder"]), config["run"]["argv"]
+
+    def report(row: dict) -> None:
+        tune.report({k: float(v) for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)})
+
+    if (folder / "checkpoints" / "last.pt").is_file():  # cut short earlier: go on from its last checkpoint
+        train(resume=folder, progress=False, callback=report)
+        return
+    if folder.exists():  # a run killed before its first checkpoint holds nothing to keep
+        shutil.rmtree(folder)
+    train(**{**train_arguments(build_parser().parse_args([*argv, "--quiet"])), "callback": report})
+
+
+def run_on_ray(runs: Runs, state: Path, resume: bool = False, cpus_per_run: float = 1.0,
+               gpus_per_run: float = 0.0) -> pd.DataFrame:
+    """Run ``runs`` stage by stage as Tune trials (Tune's own records in ``state``); inside a ``ray_cluster``.
+
+    Returns one row per run: its folder, its command and how it ended (``done``, ``failed: …``, or ``not run:
+    …`` where a run it reads failed).
+    """
+    from ray import tune
+
+    trainable = tune.with_resources(trial, {"cpu": cpus_per_run, "gpu": gpus_per_run})
+    reads = [[j for j, (f, _) in enumerate(runs[:i]) if str(f) in argv] for i, (_, argv) in enumerate(runs)]
+    outcome: dict[int, str] = {}
+    for n, stage in enumerate(stages(runs)):
+        for i in stage:
+            failed = [str(runs[j][0]) for j in reads[i] if outcome[j] != "done"]
+            if failed:
+                outcome[i] = f"not run: {', '.join(failed)} did not finish"
+        todo = [i for i in stage if i not in outcome]
+        if not todo:
+            continue
+        path = state.absolute() / f"stage{n}"
+        if resume and tune.Tuner.can_restore(str(path)):
+            tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, restart_errored=True)
+        else:
+            space = {"run": tune.grid_search([{"folder": str(runs[i][0].absolute()), "argv": runs[i][1]}
+                                              for i in todo])}
+            tuner = tune.Tuner(trainable, param_space=space, tune_config=tune.TuneConfig(
+                trial_name_creator=lambda t: trial_name(t.config["run"]["folder"]),
+                trial_dirname_creator=lambda t: f"{t.trial_id}_{trial_name(t.config['run']['folder'])}"),
+                run_config=tune.RunConfig(name=path.name, storage_path=str(path.parent), verbose=1,
+                                          failure_config=tune.FailureConfig(max_failures=0)))
+        for result in tuner.fit():
+            folder = Path(result.config["run"]["folder"])
+            i = next(j for j in todo if runs[j][0].absolute() == folder)
+            outcome[i] = "done" if result.error is None else f"failed: {str(result.error).strip().splitlines()[-1]}"
+    return pd.DataFrame([{"run": str(folder), "outcome": outcome.get(i, "not run"), "command": shlex.join(argv)}
+                         for i, (folder, argv) in enumerate(runs)])
+
+
+def trial_name(folder: str) -> str:
+    """``<setting or condition>/seed<k>``: what tells a run apart in Tune's tables."""
+    return "/".join(Path(folder).parts[-2:]).replace("/", "_")
+
+
+def grid_runs(env: str, grid: dict[str, list], seeds: range, out: Path, flags: list[str]) -> Runs:
+    """One run per (setting, seed): ``<out>/<key=value,…>/seed<k>``, each ``societal train env flags
+    --set key=value … --seed k``."""
+    keys, runs = list(grid), []
+    for values in product(*(grid[k] for k in keys)):
+        name = ",".join(f"{k}={v}" for k, v in zip(keys, values)) or "default"
+        sets = [a for k, v in zip(keys, values) for a in ("--set", f"{k}={v}")]
+        for seed in seeds:
+            folder = out / name / f"seed{seed}"
+            runs.append((folder, ["train", env, *flags, *sets, "--seed", str(seed), "--out", str(folder)]))
+    return runs
+
+
+def sweep(env: str, grid: dict[str, list], *, out: str | Path, seeds: int = 1, first_seed: int = 0,
+          preset: str | None = None, resume: bool = False, address: str | None = None, cpus: int | None = None,
+          cpus_per_run: float = 1.0, gpus_per_run: float = 0.0, **settings) -> pd.DataFrame:
+    """Train on ``env`` for every combination of ``grid`` (``Config`` field → values) and ``seeds`` seeds, one
+    Ray Tune trial per run, each in ``<out>/<key=value,…>/seed<k>``; ``settings`` are ``Config`` fields of
+    every run. Returns how each run ended (``run_on_ray``)."""
+    out = Path(out)
+    flags = (["--preset", preset] if preset else []) + [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
+    runs = grid_runs(env, grid, range(first_seed, first_seed + seeds), out, flags)
+    check_sweep(runs, resume, cpus_per_run, gpus_per_run)
+    with ray_cluster(address, cpus):
+        table = run_on_ray(runs, out / ".tune", resume, cpus_per_run, gpus_per_run)
+    (out / "sweep.json").write_text(json.dumps({"env": env, "grid": grid, "seeds": seeds, "first_seed": first_seed,
+                                                "preset": preset, "settings": settings}, indent=2) + "\n")
+    return table
+
+
+def check_sweep(runs: Runs, resume: bool, cpus_per_run: float, gpus_per_run: float) -> None:
+    """Refuse, before Ray starts, a sweep whose runs would fail on their settings or overwrite earlier runs."""
+    from societal.cli import build_parser, train_arguments
+    from societal.learning.loop import configure
+
+    if cpus_per_run <= 0 or gpus_per_run < 0:
+        raise SocietalError(f"--cpus-per-run must be positive and --gpus-per-run 0 or more, got {cpus_per_run} "
+                            f"and {gpus_per_run}")
+    for _, argv in runs:
+        kwargs = train_arguments(build_parser().parse_args(argv))
+        configure(kwargs.pop("env"), kwargs.pop("preset"), {k: v for k, v in kwargs.items()
+                                                             if k not in ("out", "progress")})
+    existing = [str(f) for f, _ in runs if f.exists() and not resume]
+    if existing:
+        raise SocietalError(f"run folders already exist: {', '.join(existing[:3])}; use --resume to go on with "
+                            "an interrupted sweep, or another --out")
