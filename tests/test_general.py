@@ -4,6 +4,7 @@ import json
 import warnings
 
 import gymnasium as gym
+import pandas as pd
 import pytest
 import torch
 
@@ -115,3 +116,19 @@ def test_a_time_limit_cut_sells_the_last_state_only_where_asked(bootstrap):
     assert cut.any() and torch.allclose(u[going_on], torch.tensor(0.9 * 0.5 - 0.5))
     expected = 0.9 * 0.5 - 0.5 if bootstrap else -0.5  # resold at the price of the state where it ended, or for 0
     assert torch.allclose(u[cut], torch.tensor(expected))
+
+
+def test_the_markets_experiment_judges_every_run_exactly(tmp_path, capsys):
+    from societal.experiments.paper import commands
+
+    runs = [(folder, argv) for folder, argv in commands("markets", 1, tmp_path, scale=0.0008)
+            if folder.parts[-3] in ("bandit-8", "chain-10")]
+    assert len(runs) == 6 and all("--steps" in argv and "4000" in argv for _, argv in runs)
+    for _, argv in runs:
+        assert main([*[a for a in argv if a != "--compile"], "--set", "eval_episodes=10", "--quiet"]) == 0
+    assert main(["experiments", "markets", "--report", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "monolithic PPO solves" in out and "general: chain-20" not in out
+    table = pd.read_csv(tmp_path / "markets" / "assessment.csv")
+    assert set(table.condition) == {"paper", "general", "monolithic"} and len(table) == 6
+    assert table.fraction_sampled.between(0, 1.0001).all() and (tmp_path / "markets" / "markets.png").is_file()

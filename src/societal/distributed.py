@@ -73,6 +73,7 @@ def trial(config: dict) -> None:
     from societal.learning.loop import train
 
     folder, argv = Path(config["run"]["folder"]), config["run"]["argv"]
+    os.chdir(config["run"]["cwd"])  # the commands' relative folders are the driver's
 
     def report(row: dict) -> None:
         tune.report({k: float(v) for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)})
@@ -109,8 +110,8 @@ def run_on_ray(runs: Runs, state: Path, resume: bool = False, cpus_per_run: floa
         if resume and tune.Tuner.can_restore(str(path)):
             tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, restart_errored=True)
         else:
-            space = {"run": tune.grid_search([{"folder": str(runs[i][0].absolute()), "argv": runs[i][1]}
-                                              for i in todo])}
+            space = {"run": tune.grid_search([{"folder": str(runs[i][0].absolute()), "argv": runs[i][1],
+                                               "cwd": os.getcwd()} for i in todo])}
             tuner = tune.Tuner(trainable, param_space=space, tune_config=tune.TuneConfig(
                 trial_name_creator=lambda t: trial_name(t.config["run"]["folder"]),
                 trial_dirname_creator=lambda t: f"{t.trial_id}_{trial_name(t.config['run']['folder'])}"),

@@ -142,6 +142,7 @@ class Assessment:
     bid_error: float  # on the states the optimal policy visits: mean |top mean bid − max_a Q*(s, a)|
     bids_close: float  # … the fraction of those states where it is within CLOSE
     worst_bid_error: float  # … the largest
+    path_states: int  # how many states the optimal policy visits (to pool bids_close over tasks)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -170,4 +171,5 @@ def assess(agent: Society | Monolithic, mdp: FiniteMDP, gamma: float) -> Assessm
         bid_error=float(errors.mean()),
         bids_close=float((errors <= CLOSE).mean()) if isinstance(agent, Society) else nan,
         worst_bid_error=float(errors.max()),
+        path_states=int(on_path.sum()),
     )

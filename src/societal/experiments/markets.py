@@ -123,12 +123,21 @@ def suite_summary(table: pd.DataFrame) -> list[str]:
                  f"(fraction of the optimal return ≥ {GOOD}); it fails: {failed}")
     for condition, runs in table.groupby("condition"):
         on = runs[runs.task.isin(solved_by_ppo)]
+        pooled = (on.bids_close * on.path_states).sum() / max(on.path_states.sum(), 1)
+        prices = (f"winning bid within 0.05 of Q* on {pooled:.0%} of the optimal paths' states (pooled), "
+                  f"{on.bids_close.mean():.0%} (mean over runs)") if condition != "monolithic" else "no bids"
         lines.append(
-            f"{condition}: on PPO's tasks, {(on.fraction >= GOOD).sum()} of {len(on)} runs ≥ {GOOD} "
+            f"{condition}: on PPO's tasks, {(on.fraction >= GOOD).sum()} of {len(on)} runs ≥ {GOOD} as evaluated "
             f"(sampled {(on.fraction_sampled >= GOOD).sum()}, greedy {(on.fraction_greedy >= GOOD).sum()}); "
-            f"bids within 0.05 of Q* on {on.bids_close.mean():.0%} of the optimal path's states (mean over runs); "
-            f"on PPO's failures ≥ {GOOD}: {(runs[~runs.task.isin(solved_by_ppo)].fraction >= GOOD).sum()} of "
-            f"{(~runs.task.isin(solved_by_ppo)).sum()} runs")
+            f"{prices}; on PPO's failures ≥ {GOOD}: {(runs[~runs.task.isin(solved_by_ppo)].fraction >= GOOD).sum()} "
+            f"of {(~runs.task.isin(solved_by_ppo)).sum()} runs")
+    for condition, runs in table[table.condition != "monolithic"].groupby("condition"):
+        chain, bandit = runs[runs.task == "chain-20"], runs[runs.task == "bandit-8"]
+        if len(chain) and len(bandit):
+            lines.append(f"{condition}: chain-20 worst |winning bid − Q*| on the path "
+                         f"{', '.join(f'{v:.3f}' for v in chain.worst_bid_error)}; bandit-8 best arm wins "
+                         f"{', '.join(f'{v:.1%}' for v in bandit.optimal_sampled)} of sampled auctions, "
+                         f"{', '.join(f'{v:.0%}' for v in bandit.optimal_choice)} greedy (per seed)")
     return lines
 
 
