@@ -125,7 +125,8 @@ CLI = [
     # experiments
     (["experiments", "atari"], "invalid choice: 'atari'"),
     (["experiments", "chain", "--seeds", "0"], "--seeds must be at least 1"),
-    (["experiments", "chain", "--jobs", "0"], "--jobs must be at least 1, got 0"),
+    (["experiments", "chain", "--for-real", "--cpus-per-run", "0", "--root", "{nowhere}"],
+     "--cpus-per-run must be positive"),
     (["experiments", "chain", "--first-seed", "-1"], "--first-seed must be 0 or more, got -1"),
     (["experiments", "chain", "--scale", "0"], "--scale must be positive"),
     (["experiments", "tworooms", "--only", "blue"], "unknown condition blue for tworooms; allowed: option-red"),
@@ -133,6 +134,14 @@ CLI = [
     (["experiments", "chain", "--max-wall-s", "-5"], "max_wall_s must be 0 or positive, got -5.0"),
     (["experiments", "chain", "--device", "tpu"], "invalid choice: 'tpu'"),
     (["experiments", "markets", "--report", "--root", "{nowhere}"], "no runs of 'markets'"),
+    # sweep and report
+    (["sweep", "no/Such-v0", "--out", "{nowhere}"], "unknown environment 'no/Such-v0'"),
+    (["sweep", "societal/Chain-v0", "--grid", "foo=1,2", "--out", "{nowhere}"], "unknown setting foo"),
+    (["sweep", "societal/Chain-v0", "--grid", "mechanism", "--out", "{nowhere}"], "expected key=value1,value2"),
+    (["sweep", "societal/Chain-v0", "--grid", "mechanism=ccv,xx", "--out", "{nowhere}"], "unknown mechanism 'xx'"),
+    (["sweep", "societal/Chain-v0", "--seeds", "0", "--out", "{nowhere}"], "--seeds must be at least 1"),
+    (["sweep", "societal/Chain-v0", "--cpus-per-run", "0", "--out", "{nowhere}"], "--cpus-per-run must be positive"),
+    (["report", "{nowhere}"], "no runs under"),
 ]
 
 

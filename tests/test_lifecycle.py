@@ -237,23 +237,3 @@ def test_a_checkpoint_write_cut_short_leaves_the_last_one_and_is_cleaned_up(tmp_
     assert societal.load(tmp_path / "run", "last").update == 10
     run = societal.train(resume=tmp_path / "run", steps=60_000, progress=False)
     assert run.update == 15 and not list((tmp_path / "run").rglob("*.tmp"))
-
-
-@pytest.mark.slow
-def test_experiments_pass_sigterm_to_their_runs_and_leave_no_orphan(tmp_path):
-    parent = subprocess.Popen([sys.executable, "-m", "societal", "experiments", "chain", "--for-real", "--jobs", "2",
-                               "--scale", "0.02", "--root", str(tmp_path)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    folders = [tmp_path / "chain" / c / "seed0" for c in ("cloned-ccv", "cloned-bb")]
-    while not all(updates_in(f) >= 3 for f in folders):
-        time.sleep(0.1)
-    children = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True).stdout.split()
-    assert len(children) == 2
-    parent.send_signal(signal.SIGTERM)
-    _, err = parent.communicate(timeout=120)
-    assert parent.returncode == 143
-    assert err.count("stopped by SIGTERM") == 2 and not (tmp_path / "chain" / "cloned-v").exists()
-    for pid in children:
-        assert not Path(f"/proc/{pid}").exists()
-    for folder in folders:
-        assert "resume" in torch.load(folder / "checkpoints" / "last.pt", weights_only=True)

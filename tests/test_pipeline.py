@@ -5,7 +5,8 @@ import torch
 
 import societal
 from societal.cli import main
-from societal.experiments.paper import commands, run_all
+from societal.distributed import stages
+from societal.experiments.paper import commands
 from societal.experiments.report import median_row, summarize
 
 TINY = ["--num-envs", "8", "--quiet", "--set", "auction_steps_per_update=64", "--set", "minibatch=32",
@@ -59,15 +60,14 @@ def test_transfer_loads_the_parent_weights(tmp_path):
     assert (fresh.theta[:, :split] - best[:, :split]).abs().max() > 0.1
 
 
-def test_run_all_starts_a_run_only_after_the_runs_it_reads(tmp_path, capfd):
-    bad, good = tmp_path / "bad", tmp_path / "good"
-    runs = [(bad, ["train", "no/Such-v0", "--out", str(bad)]),  # fails: exit 2
-            (good, ["experiments", "duality", "--root", str(good)]),  # independent: runs
-            (tmp_path / "child", ["experiments", "bandit", "--root", str(bad)])]  # reads the failed run: skipped
-    assert run_all(runs, jobs=2) == 2
-    out = capfd.readouterr()
-    assert "no/Such-v0" in out.err and "Duality-v0" in out.out and "Bandit-v0" not in out.out
-    assert run_all(runs[1:], jobs=1) == 0 and "Bandit-v0" in capfd.readouterr().out
+def test_a_run_is_staged_after_every_run_whose_folder_it_reads(tmp_path):
+    runs = commands("tworooms", 2, tmp_path, scale=0.0002)
+    names = [f"{f.parent.name}/{f.name}" for f, _ in runs]
+    staged = [sorted(names[i] for i in stage) for stage in stages(runs)]
+    assert staged == [sorted(f"{r}/seed{k}" for r in ("option-red", "option-green", "option-blue", "green-flat")
+                             for k in (0, 1)),  # the flat baseline reads no run
+                      sorted(f"green-{c}/seed{k}" for c in ("society", "hierarchical") for k in (0, 1)),
+                      sorted(f"blue-{c}/seed{k}" for c in ("society", "hierarchical") for k in (0, 1))]
 
 
 def test_the_median_row_reads_the_median_curve_over_the_evaluations_every_seed_made():

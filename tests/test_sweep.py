@@ -1,5 +1,6 @@
 """Sweeps and experiments on Ray: a local Ray cluster of 2 CPUs, started once for these tests."""
 
+import contextlib
 import os
 import re
 import signal
@@ -10,6 +11,7 @@ import time
 
 import pandas as pd
 import pytest
+import torch
 
 import societal
 from societal.cli import main
@@ -18,9 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one cluster: 
 TINY = ["--steps", "8192", "--set", "eval_episodes=10", "--set", "eval_every=1"]
 
 
-def ray_cli(*argv):
-    return subprocess.run([sys.executable, "-m", "ray.scripts.scripts", *argv], capture_output=True, text=True,
-                          env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"})
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
 
 
 @pytest.fixture(scope="module")
@@ -28,17 +28,26 @@ def cluster():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    started = ray_cli("start", "--head", "--num-cpus", "2", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                      "--include-dashboard", "false", "--disable-usage-stats")
-    assert started.returncode == 0, started.stderr
-    yield re.search(r"ray start --address='([^']+)'", started.stdout + started.stderr).group(1)  # where Ray says it is
-    ray_cli("stop")
+    start = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--num-cpus", "2",
+                              "--node-ip-address", "127.0.0.1", "--port", str(port), "--include-dashboard", "false",
+                              "--disable-usage-stats"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=ENV, start_new_session=True)
+    out = start.communicate(timeout=120)[0]
+    assert start.returncode == 0, out
+    yield re.search(r"ray start --address='([^']+)'", out).group(1)  # where Ray says it is
+    end_session(start.pid)  # not `ray stop`: it would stop every Ray instance on the machine
 
 
-def listening_ray_processes():
-    out = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout
-    return {int(pid) for line in out.splitlines() if re.search("ray|gcs_server|raylet", line)
-            for pid in re.findall(r"pid=(\d+)", line)}
+def end_session(sid):
+    """SIGTERM, then SIGKILL after 10 s, to every process of session ``sid``."""
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 2.0)):
+        pids = subprocess.run(["pgrep", "-s", str(sid)], capture_output=True, text=True).stdout.split()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), sig)
+        deadline = time.monotonic() + wait
+        while pids and time.monotonic() < deadline and subprocess.run(["pgrep", "-s", str(sid)]).returncode == 0:
+            time.sleep(0.2)
 
 
 def test_a_sweep_trains_every_setting_and_seed_in_its_own_run_folder(cluster, tmp_path, capsys):
@@ -92,9 +101,30 @@ def test_experiments_run_their_stages_on_ray_after_the_runs_they_read(cluster, t
     assert blue.config.init_from == str(tmp_path / "tworooms" / "green-society" / "seed0")
 
 
-def test_a_private_ray_instance_leaves_nothing_listening(tmp_path):
-    before = listening_ray_processes()
-    table = societal.sweep("societal/Bandit-v0", {}, out=tmp_path / "sweep", steps=4096, eval_episodes=10, cpus=1)
-    assert list(table.outcome) == ["done"]
+def test_a_private_ray_instance_leaves_no_process_behind(tmp_path):
+    sweep = subprocess.Popen([sys.executable, "-m", "societal", "sweep", "societal/Bandit-v0", "--steps", "4096",
+                              "--set", "eval_episodes=10", "--cpus", "1", "--out", str(tmp_path / "sweep")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    out, err = sweep.communicate(timeout=300)
+    assert sweep.returncode == 0 and out.rstrip().endswith("done"), err
     time.sleep(2)
-    assert listening_ray_processes() <= before
+    assert subprocess.run(["pgrep", "-s", str(sweep.pid)], capture_output=True).stdout == b""
+
+
+def test_sigterm_stops_an_experiment_on_ray_and_leaves_no_process_behind(tmp_path):
+    driver = subprocess.Popen([sys.executable, "-m", "societal", "experiments", "chain", "--for-real", "--scale", "0.1",
+                               "--cpus", "2", "--root", str(tmp_path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    folders = [tmp_path / "chain" / c / "seed0" for c in ("cloned-ccv", "cloned-bb")]
+    deadline = time.monotonic() + 240
+    while not all((f / "checkpoints" / "last.pt").is_file() for f in folders):
+        assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGTERM)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 143 and "stopped by SIGTERM" in err and "--resume" in err
+    time.sleep(2)
+    left = subprocess.run(["pgrep", "-s", str(driver.pid)], capture_output=True, text=True).stdout.split()
+    assert not left  # Ray's servers and workers ended with the driver
+    for folder in folders:
+        assert "resume" in torch.load(folder / "checkpoints" / "last.pt", weights_only=True)

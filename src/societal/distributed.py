@@ -22,6 +22,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import product
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from societal.errors import SocietalError
+from societal.errors import SocietalError, Stopped
 
 Runs = list[tuple[Path, list[str]]]  # (run folder, argv after "societal")
 
@@ -48,7 +49,8 @@ def ray_cluster(address: str | None = None, cpus: int | None = None) -> Iterator
     if address is not None:
         ray.init(address=address, logging_level="ERROR")
     else:
-        ray.init(num_cpus=cpus or os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
+        ray.init(address="local", num_cpus=cpus or os.cpu_count(), include_dashboard=False,  # never another's
+                 _node_ip_address="127.0.0.1",
                  object_store_memory=256 * 2**20, logging_level="ERROR")
     try:
         yield
@@ -117,12 +119,36 @@ def run_on_ray(runs: Runs, state: Path, resume: bool = False, cpus_per_run: floa
                 trial_dirname_creator=lambda t: f"{t.trial_id}_{trial_name(t.config['run']['folder'])}"),
                 run_config=tune.RunConfig(name=path.name, storage_path=str(path.parent), verbose=1,
                                           failure_config=tune.FailureConfig(max_failures=0)))
-        for result in tuner.fit():
+        with sigterm_as_sigint() as caught:
+            results = list(tuner.fit())
+        cut = [r for r in results if r.error is None and not r.metrics.get("done")]
+        if caught or cut:  # Tune stopped every trial and saved its state
+            raise Stopped(f"stopped by {signal.Signals(caught[0] if caught else signal.SIGINT).name} with "
+                          f"{len(cut)} runs cut short (each keeps its last checkpoint); go on with the same command "
+                          "and --resume", caught[0] if caught else signal.SIGINT)
+        for result in results:
             folder = Path(result.config["run"]["folder"])
             i = next(j for j in todo if runs[j][0].absolute() == folder)
             outcome[i] = "done" if result.error is None else f"failed: {str(result.error).strip().splitlines()[-1]}"
     return pd.DataFrame([{"run": str(folder), "outcome": outcome.get(i, "not run"), "command": shlex.join(argv)}
                          for i, (folder, argv) in enumerate(runs)])
+
+
+@contextmanager
+def sigterm_as_sigint() -> Iterator[list[int]]:
+    """SIGTERM ends a Tune run as SIGINT does (trials stopped, Tune's state saved for ``--resume``) instead of
+    killing the driver; the list gets SIGTERM's number if it came."""
+    caught: list[int] = []
+
+    def forward(number: int, frame) -> None:
+        caught.append(number)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        yield caught
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def trial_name(folder: str) -> str:
@@ -163,15 +189,20 @@ def sweep(env: str, grid: dict[str, list], *, out: str | Path, seeds: int = 1, f
 def check_sweep(runs: Runs, resume: bool, cpus_per_run: float, gpus_per_run: float) -> None:
     """Refuse, before Ray starts, a sweep whose runs would fail on their settings or overwrite earlier runs."""
     from societal.cli import build_parser, train_arguments
+    from societal.environments.vector import make
     from societal.learning.loop import configure
 
     if cpus_per_run <= 0 or gpus_per_run < 0:
         raise SocietalError(f"--cpus-per-run must be positive and --gpus-per-run 0 or more, got {cpus_per_run} "
                             f"and {gpus_per_run}")
+    made = set()
     for _, argv in runs:
         kwargs = train_arguments(build_parser().parse_args(argv))
-        configure(kwargs.pop("env"), kwargs.pop("preset"), {k: v for k, v in kwargs.items()
-                                                             if k not in ("out", "progress")})
+        config = configure(kwargs.pop("env"), kwargs.pop("preset"), {k: v for k, v in kwargs.items()
+                                                                      if k not in ("out", "progress")})
+        if (key := repr((config.env, config.env_kwargs))) not in made:  # an unknown id or argument: one line here
+            make(config.env, **config.env_kwargs).close()
+            made.add(key)
     existing = [str(f) for f, _ in runs if f.exists() and not resume]
     if existing:
         raise SocietalError(f"run folders already exist: {', '.join(existing[:3])}; use --resume to go on with "

@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from societal.config import Config
@@ -68,6 +67,14 @@ def _writing(what: Path) -> Iterator[None]:
         raise WriteFailed(f"cannot write {what}: {e.strerror or e}") from None
 
 
+def _rows_until(file: Path, columns: list[str], update: int) -> str:
+    """``file``'s header and its complete rows of updates up to ``update``, byte for byte as written."""
+    lines = file.read_bytes().decode().splitlines(keepends=True)
+    at = columns.index("update")
+    kept = [line for line in lines[1:] if line.endswith("\n") and int(next(csv.reader([line]))[at]) <= update]
+    return "".join(lines[:1] or [",".join(columns) + "\r\n"]) + "".join(kept)
+
+
 class RunWriter:
     """Creates a run folder (or reopens one to resume after update ``resume_at``) and appends to it."""
 
@@ -87,9 +94,7 @@ class RunWriter:
             for name, columns in (("metrics", METRICS), ("bids", BIDS)):
                 file = path / f"{name}.csv"
                 if resume_at is not None:  # rows written after the checkpoint are done again
-                    kept = pd.read_csv(file) if file.stat().st_size else pd.DataFrame(columns=columns)
-                    kept = kept[kept["update"] <= resume_at[0]]
-                    write_atomically(file, kept.to_csv(index=False).encode())
+                    write_atomically(file, _rows_until(file, columns, resume_at[0]).encode())
                 f = open(file, "a" if resume_at is not None else "w", newline="")  # noqa: SIM115  (see close())
                 writer = csv.DictWriter(f, columns, restval="")
                 if resume_at is None:
