@@ -123,9 +123,9 @@ def run_on_ray(runs: Runs, state: Path, resume: bool = False, cpus_per_run: floa
             results = list(tuner.fit())
         cut = [r for r in results if r.error is None and not r.metrics.get("done")]
         if caught or cut:  # Tune stopped every trial and saved its state
-            raise Stopped(f"stopped by {signal.Signals(caught[0] if caught else signal.SIGINT).name} with "
-                          f"{len(cut)} runs cut short (each keeps its last checkpoint); go on with the same command "
-                          "and --resume", caught[0] if caught else signal.SIGINT)
+            number = caught[0] if caught else signal.SIGINT
+            raise Stopped(f"stopped by {signal.Signals(number).name}; runs cut short: {len(cut)} (each keeps its "
+                          "last checkpoint); go on with the same command and --resume", number)
         for result in results:
             folder = Path(result.config["run"]["folder"])
             i = next(j for j in todo if runs[j][0].absolute() == folder)
