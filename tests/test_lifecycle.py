@@ -237,3 +237,10 @@ def test_a_checkpoint_write_cut_short_leaves_the_last_one_and_is_cleaned_up(tmp_
     assert societal.load(tmp_path / "run", "last").update == 10
     run = societal.train(resume=tmp_path / "run", steps=60_000, progress=False)
     assert run.update == 15 and not list((tmp_path / "run").rglob("*.tmp"))
+
+
+def test_resuming_a_finished_run_leaves_its_files_byte_for_byte(tmp_path):
+    societal.train("societal/Chain-v0", steps=20_000, out=tmp_path / "run", progress=False)
+    before = {f: (tmp_path / "run" / f).read_bytes() for f in ("metrics.csv", "bids.csv")}
+    run = societal.train(resume=tmp_path / "run", progress=False)
+    assert run.update == 5 and all((tmp_path / "run" / f).read_bytes() == b for f, b in before.items())
