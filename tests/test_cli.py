@@ -1,5 +1,7 @@
 """The command line: training, evaluation and the experiments' commands (bad inputs: test_bad_inputs.py)."""
 
+import subprocess
+import sys
 
 import pytest
 
@@ -95,3 +97,9 @@ def test_every_flag_has_a_help_line_and_help_shows_defaults(capsys):
         with pytest.raises(SystemExit):
             main(argv)
         assert shown in capsys.readouterr().out
+
+
+def test_importing_societal_does_not_import_ray():
+    code = "import sys, societal; societal.sweep; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
