@@ -63,7 +63,7 @@ def test_transfer_loads_the_parent_weights(tmp_path):
 def test_a_run_is_staged_after_every_run_whose_folder_it_reads(tmp_path):
     runs = commands("tworooms", 2, tmp_path, scale=0.0002)
     names = [f"{f.parent.name}/{f.name}" for f, _ in runs]
-    staged = [sorted(names[i] for i in stage) for stage in stages(runs)]
+    staged = [sorted(names[i] for i in stage) for stage in stages([(f, argv, {}) for f, argv in runs])]
     assert staged == [sorted(f"{r}/seed{k}" for r in ("option-red", "option-green", "option-blue", "green-flat")
                              for k in (0, 1)),  # the flat baseline reads no run
                       sorted(f"green-{c}/seed{k}" for c in ("society", "hierarchical") for k in (0, 1)),

@@ -292,10 +292,12 @@ def run_experiments(args: argparse.Namespace) -> int:
     if missing:
         raise SocietalError(f"the runs read {', '.join(missing)}, which neither exist nor are among them; "
                             "add their conditions to --only")
-    return on_ray(runs, args.root / f".tune-{args.name}", args)
+    parser = build_parser()
+    return on_ray([(folder, argv, {**train_arguments(parser.parse_args(argv)), "progress": False})
+                   for folder, argv in runs], args.root / f".tune-{args.name}", args)
 
 
-def on_ray(runs: list[tuple[Path, list[str]]], state: Path, args: argparse.Namespace) -> int:
+def on_ray(runs: list[tuple[Path, list[str], dict]], state: Path, args: argparse.Namespace) -> int:
     """Run ``runs`` on Ray (``societal.sweep``); prints how each ended; 0 if every run finished."""
     from societal.distributed import ray_cluster, run_on_ray
 
@@ -314,11 +316,11 @@ def run_sweep(args: argparse.Namespace) -> int:
     if args.seeds < 1 or args.first_seed < 0:
         raise SocietalError(f"--seeds must be at least 1 and --first-seed 0 or more, got {args.seeds} and "
                             f"{args.first_seed}")
-    flags = (["--preset", args.preset] if args.preset else []) + (["--steps", str(args.steps)] if args.steps else [])
-    flags += [a for k, v in args.set for a in ("--set", f"{k}={v}")]
-    runs = grid_runs(args.env, dict(args.grid), range(args.first_seed, args.first_seed + args.seeds), args.out, flags)
+    settings = {**({"steps": args.steps} if args.steps else {}), **dict(args.set)}
+    runs = grid_runs(args.env, dict(args.grid), range(args.first_seed, args.first_seed + args.seeds), args.out,
+                     args.preset, settings)
     check_sweep(runs, args.resume, args.cpus_per_run, args.gpus_per_run)
-    for _, argv in runs:
+    for _, argv, _ in runs:
         print(shlex.join(["societal", *argv]))
     return on_ray(runs, args.out / ".tune", args)
 

@@ -32,7 +32,7 @@ import pandas as pd
 
 from societal.errors import SocietalError, Stopped
 
-Runs = list[tuple[Path, list[str]]]  # (run folder, argv after "societal")
+Runs = list[tuple[Path, list[str], dict]]  # (run folder, its command after "societal", train()'s arguments)
 
 
 @contextmanager
@@ -61,21 +61,20 @@ def ray_cluster(address: str | None = None, cpus: int | None = None) -> Iterator
 
 def stages(runs: Runs) -> list[list[int]]:
     """The runs in stages: a run comes after every run whose folder its command names."""
-    folders = [str(folder) for folder, _ in runs]
+    folders = [str(folder) for folder, _, _ in runs]
     level: list[int] = []
-    for i, (_, argv) in enumerate(runs):
+    for i, (_, argv, _) in enumerate(runs):
         level.append(1 + max((level[j] for j, f in enumerate(folders[:i]) if f in argv), default=-1))
     return [[i for i, lv in enumerate(level) if lv == n] for n in range(max(level, default=-1) + 1)]
 
 
 def trial(config: dict) -> None:
-    """A Tune trial: one ``societal train`` command; each metrics row is reported to Tune."""
+    """A Tune trial: one ``societal train`` run; each metrics row is reported to Tune."""
     from ray import tune
 
-    from societal.cli import build_parser, train_arguments
     from societal.learning.loop import train
 
-    folder, argv = Path(config["run"]["folder"]), config["run"]["argv"]
+    folder = Path(config["run"]["folder"])
     os.chdir(config["run"]["cwd"])  # the commands' relative folders are the driver's
 
     def report(row: dict) -> None:
@@ -86,7 +85,7 @@ def trial(config: dict) -> None:
         return
     if folder.exists():  # a run killed before its first checkpoint holds nothing to keep
         shutil.rmtree(folder)
-    train(**{**train_arguments(build_parser().parse_args([*argv, "--quiet"])), "callback": report})
+    train(**{**config["run"]["kwargs"], "progress": False, "callback": report})
 
 
 def run_on_ray(runs: Runs, state: Path, resume: bool = False, cpus_per_run: float = 1.0,
@@ -99,7 +98,7 @@ def run_on_ray(runs: Runs, state: Path, resume: bool = False, cpus_per_run: floa
     from ray import tune
 
     trainable = tune.with_resources(trial, {"cpu": cpus_per_run, "gpu": gpus_per_run})
-    reads = [[j for j, (f, _) in enumerate(runs[:i]) if str(f) in argv] for i, (_, argv) in enumerate(runs)]
+    reads = [[j for j, (f, _, _) in enumerate(runs[:i]) if str(f) in argv] for i, (_, argv, _) in enumerate(runs)]
     outcome: dict[int, str] = {}
     for n, stage in enumerate(stages(runs)):
         for i in stage:
@@ -113,7 +112,7 @@ def run_on_ray(runs: Runs, state: Path, resume: bool = False, cpus_per_run: floa
         if resume and tune.Tuner.can_restore(str(path)):
             tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, restart_errored=True)
         else:
-            space = {"run": tune.grid_search([{"folder": str(runs[i][0].absolute()), "argv": runs[i][1],
+            space = {"run": tune.grid_search([{"folder": str(runs[i][0].absolute()), "kwargs": runs[i][2],
                                                "cwd": os.getcwd()} for i in todo])}
             tuner = tune.Tuner(trainable, param_space=space, tune_config=tune.TuneConfig(
                 trial_name_creator=lambda t: trial_name(t.config["run"]["folder"]),
@@ -132,7 +131,7 @@ def run_on_ray(runs: Runs, state: Path, resume: bool = False, cpus_per_run: floa
             i = next(j for j in todo if runs[j][0].absolute() == folder)
             outcome[i] = "done" if result.error is None else f"failed: {str(result.error).strip().splitlines()[-1]}"
     return pd.DataFrame([{"run": str(folder), "outcome": outcome.get(i, "not run"), "command": shlex.join(argv)}
-                         for i, (folder, argv) in enumerate(runs)])
+                         for i, (folder, argv, _) in enumerate(runs)])
 
 
 @contextmanager
@@ -157,16 +156,20 @@ def trial_name(folder: str) -> str:
     return "/".join(Path(folder).parts[-2:]).replace("/", "_")
 
 
-def grid_runs(env: str, grid: dict[str, list], seeds: range, out: Path, flags: list[str]) -> Runs:
-    """One run per (setting, seed): ``<out>/<key=value,…>/seed<k>``, each ``societal train env flags
-    --set key=value … --seed k``."""
+def grid_runs(env: str, grid: dict[str, list], seeds: range, out: Path, preset: str | None,
+              settings: dict) -> Runs:
+    """One run per (setting, seed): ``<out>/<key=value,…>/seed<k>``, ``settings`` (``Config`` fields) in every
+    run, the grid's values on top."""
     keys, runs = list(grid), []
+    flags = ["--preset", preset] if preset else []
     for values in product(*(grid[k] for k in keys)):
         name = ",".join(f"{k}={v}" for k, v in zip(keys, values)) or "default"
-        sets = [a for k, v in zip(keys, values) for a in ("--set", f"{k}={v}")]
+        fields = {**settings, **dict(zip(keys, values))}
+        sets = [a for k, v in fields.items() for a in ("--set", f"{k}={v}")]
         for seed in seeds:
             folder = out / name / f"seed{seed}"
-            runs.append((folder, ["train", env, *flags, *sets, "--seed", str(seed), "--out", str(folder)]))
+            runs.append((folder, ["train", env, *flags, *sets, "--seed", str(seed), "--out", str(folder)],
+                         {"env": env, "preset": preset, **fields, "seed": seed, "out": folder}))
     return runs
 
 
@@ -177,8 +180,7 @@ def sweep(env: str, grid: dict[str, list], *, out: str | Path, seeds: int = 1, f
     Ray Tune trial per run, each in ``<out>/<key=value,…>/seed<k>``; ``settings`` are ``Config`` fields of
     every run. Returns how each run ended (``run_on_ray``)."""
     out = Path(out)
-    flags = (["--preset", preset] if preset else []) + [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
-    runs = grid_runs(env, grid, range(first_seed, first_seed + seeds), out, flags)
+    runs = grid_runs(env, grid, range(first_seed, first_seed + seeds), out, preset, settings)
     check_sweep(runs, resume, cpus_per_run, gpus_per_run)
     with ray_cluster(address, cpus):
         table = run_on_ray(runs, out / ".tune", resume, cpus_per_run, gpus_per_run)
@@ -189,7 +191,6 @@ def sweep(env: str, grid: dict[str, list], *, out: str | Path, seeds: int = 1, f
 
 def check_sweep(runs: Runs, resume: bool, cpus_per_run: float, gpus_per_run: float) -> None:
     """Refuse, before Ray starts, a sweep whose runs would fail on their settings or overwrite earlier runs."""
-    from societal.cli import build_parser, train_arguments
     from societal.environments.vector import make
     from societal.learning.loop import configure
 
@@ -197,14 +198,13 @@ def check_sweep(runs: Runs, resume: bool, cpus_per_run: float, gpus_per_run: flo
         raise SocietalError(f"--cpus-per-run must be positive and --gpus-per-run 0 or more, got {cpus_per_run} "
                             f"and {gpus_per_run}")
     made = set()
-    for _, argv in runs:
-        kwargs = train_arguments(build_parser().parse_args(argv))
-        config = configure(kwargs.pop("env"), kwargs.pop("preset"), {k: v for k, v in kwargs.items()
-                                                                      if k not in ("out", "progress")})
+    for _, _, kwargs in runs:
+        config = configure(kwargs["env"], kwargs["preset"], {k: v for k, v in kwargs.items()
+                                                             if k not in ("env", "preset", "out", "progress")})
         if (key := repr((config.env, config.env_kwargs))) not in made:  # an unknown id or argument: one line here
             make(config.env, **config.env_kwargs).close()
             made.add(key)
-    existing = [str(f) for f, _ in runs if f.exists() and not resume]
+    existing = [str(f) for f, _, _ in runs if f.exists() and not resume]
     if existing:
         raise SocietalError(f"run folders already exist: {', '.join(existing[:3])}; use --resume to go on with "
                             "an interrupted sweep, or another --out")
