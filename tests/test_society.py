@@ -126,7 +126,7 @@ def reference_update(society: Society, rollout: Rollout, order_seed: int, lr_sca
 
     bids, utility, valid = per_learner(rollout.bids), per_learner(rollout.utility), per_learner(rollout.active)
     torch.manual_seed(order_seed)
-    batches = list(minibatches(valid, HP["minibatch"]))
+    batches = list(zip(*minibatches(valid, HP["minibatch"])))
     out = []
     for j in range(k):
         policy, value = reference_modules(society, j)

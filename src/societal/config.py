@@ -62,8 +62,9 @@ class Config:
     """``cpu``, ``cuda`` or ``auto``."""
     threads: int = 1
     """Torch CPU threads (small networks run fastest on one; two runs then share a 2-core machine)."""
-    compile: bool = False
-    """``torch.compile`` the PPO minibatch step: about 2× faster updates after ~20 s of compiling."""
+    compile: bool | None = None
+    """``torch.compile`` the PPO update, in the background while training goes on (see ``learning/compiling.py``);
+    ``None``: for CPU runs of MLP agents with a budget of at least 2 M env steps, where it pays."""
     reward_scale: float = 1.0
     reward_shift: float = 0.0
     """Utilities use ``reward_scale·r + reward_shift``, to map other reward ranges into the bid range."""
@@ -143,6 +144,8 @@ class Config:
                 allowed = (int, float) if kind is float else kind  # 1 is a fine float; True is no number
                 need(isinstance(value, allowed) and (kind is bool or not isinstance(value, bool)),
                      f"{f} must be {'an' if kind is int else 'a'} {kind.__name__}, got {value!r}")
+            elif kind == bool | None:
+                need(value is None or isinstance(value, bool), f"{f} must be True, False or None, got {value!r}")
             elif typing.get_origin(kind) is tuple:
                 item = typing.get_args(kind)[0]
                 need(isinstance(value, tuple) and all(isinstance(v, item) and not isinstance(v, bool) for v in value),

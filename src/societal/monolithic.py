@@ -7,10 +7,12 @@ of a society: it is a single learner (K = 1) whose head has one logit per primit
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
-from societal.networks import StackedMLP, build
+from societal.networks import StackedMLP, as_one_mlp, build
 
 
 class Monolithic(nn.Module):
@@ -26,6 +28,7 @@ class Monolithic(nn.Module):
         # The original's categorical policies have a ReLU before their output layer (MLP([d, 16, A])).
         self.encoder, features, self.value_net = build(network, tuple(obs_shape), tuple(hidden), relu_features=True)
         self.head = StackedMLP([features, num_primitives], relu_layers=0)
+        self.policy_net = as_one_mlp(self.encoder, self.head)  # where it exists, PPO computes gradients by hand
         self.split = self.encoder.size + self.head.size
         self.theta = nn.Parameter(torch.empty(num_learners, self.split + self.value_net.size))
         with torch.no_grad():
@@ -44,8 +47,22 @@ class Monolithic(nn.Module):
         return self.head(self.theta[:, self.encoder.size : self.split], features, 2)
 
     def log_prob_entropy(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
-        log_p = torch.log_softmax(self.logits(obs), -1)
-        return log_p.gather(-1, action.long()[..., None])[..., 0], -(log_p.exp() * log_p).sum(-1)
+        return self.head_terms(self.logits(obs), action)[:2]
+
+    @staticmethod
+    def head_terms(logits: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Callable[[Tensor, Tensor], Tensor]]:
+        """``log π(a)``, ``H[π]`` at ``logits [K, M, P]``, and the map from ``(∂L/∂ log π, ∂L/∂H)`` to ``∂L/∂logits``:
+        ∂ log π(a)/∂z = onehot(a) − π and ∂H/∂z = −π (log π + H)."""
+        log_p = torch.log_softmax(logits, -1)
+        p = log_p.exp()
+        log_prob, entropy = log_p.gather(-1, action.long()[..., None])[..., 0], -(p * log_p).sum(-1)
+
+        def backward(grad_log_prob: Tensor, grad_entropy: Tensor) -> Tensor:
+            one_hot = torch.nn.functional.one_hot(action.long(), logits.shape[-1]).to(p.dtype)
+            return (grad_log_prob[..., None] * (one_hot - p)
+                    - grad_entropy[..., None] * p * (log_p + entropy[..., None]))
+
+        return log_prob, entropy, backward
 
     def values(self, obs: Tensor) -> Tensor:
         return self.value_net(self.value_theta, obs, obs.dim() - self.obs_ndim)[..., 0]

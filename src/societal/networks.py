@@ -48,6 +48,29 @@ class StackedMLP:
                 x = torch.relu(x)
         return x
 
+    def forward_saving(self, theta: Tensor, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """The output at per-learner inputs ``x [K, M, …]``, and every layer's input (for ``backward``)."""
+        inputs, h = [], x.flatten(2)
+        for n, (w, b) in enumerate(self.layers(theta)):
+            inputs.append(h)
+            h = torch.baddbmm(b, h, w)
+            if n < self.relu_layers:
+                h = torch.relu(h)
+        return h, inputs
+
+    def backward(self, theta: Tensor, inputs: list[Tensor], grad_out: Tensor) -> Tensor:
+        """``∂L/∂θ [K, size]`` from ``∂L/∂output [K, M, out]``, layer by layer from the last: for ``y = h W + b``,
+        ``∂W = hᵀ ∂y``, ``∂b = Σ_m ∂y``, ``∂h = ∂y Wᵀ``, zero where a ReLU made ``h`` zero."""
+        grads, g, layers = [], grad_out, self.layers(theta)
+        for n in reversed(range(len(layers))):
+            w, h = layers[n][0], inputs[n]
+            grads += [g.sum(1), torch.bmm(h.transpose(1, 2), g).flatten(1)]
+            if n:
+                g = torch.bmm(g, w.transpose(1, 2))
+                if n - 1 < self.relu_layers:
+                    g = g * (h > 0)
+        return torch.cat(grads[::-1], 1)
+
 
 class StackedModule:
     """K copies of the layer stack ``make()`` builds (``nn.Sequential``s of ``Conv2d``, ``Linear``, ``GroupNorm``,
@@ -109,6 +132,13 @@ class StackedModule:
             raw = raw and not p
             stacked = stacked or not raw
         return x.movedim(1, 0)
+
+
+def as_one_mlp(encoder: Stacked, head: StackedMLP) -> StackedMLP | None:
+    """An MLP encoder followed by an MLP head, as one MLP over the same parameter columns (else None)."""
+    if not isinstance(encoder, StackedMLP):
+        return None
+    return StackedMLP([*encoder.dims, *head.dims[1:]], encoder.relu_layers)
 
 
 def _leaves(module: nn.Module) -> list[nn.Module]:

@@ -18,45 +18,60 @@ clip is a handful of tensor operations whatever K is.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 from societal.mechanisms import auction
-from societal.networks import StackedMLP, build
+from societal.networks import StackedMLP, as_one_mlp, build
 
 BID_EPS = 1e-6  # bids are clamped to [ε, 1-ε] before log-probabilities
 
 
-class BetaTerms(torch.autograd.Function):
-    """Log-probability of ``bid`` and entropy of Beta(α, β), with analytic gradients.
+def beta_terms(alpha: Tensor, beta: Tensor, bid: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+    """``(log π(bid), H[π], what ``beta_gradients`` needs)`` for π = Beta(α, β); bids clamped to [ε, 1 − ε]:
 
-    One autograd node instead of some thirty (the PPO update's hot spot). With ψ the digamma and
-    ψ′ the trigamma function:
-        ∂ log p / ∂α = log b − ψ(α) + ψ(α+β),        ∂H / ∂α = (α+β−2) ψ′(α+β) − (α−1) ψ′(α)
+        log π(b) = (α−1) log b + (β−1) log(1−b) − log B(α, β)
+        H[π]     = log B(α, β) − (α−1) ψ(α) − (β−1) ψ(β) + (α+β−2) ψ(α+β)
+    """
+    bid = bid.clamp(BID_EPS, 1 - BID_EPS)  # the 2020 code took log(0) at a float32 bid of exactly 0 or 1
+    log_bid, log_1m_bid, total = bid.log(), (-bid).log1p(), alpha + beta
+    psi_a, psi_b, psi_t = torch.digamma(alpha), torch.digamma(beta), torch.digamma(total)
+    log_norm = torch.lgamma(alpha) + torch.lgamma(beta) - torch.lgamma(total)
+    log_prob = (alpha - 1) * log_bid + (beta - 1) * log_1m_bid - log_norm
+    entropy = log_norm - (alpha - 1) * psi_a - (beta - 1) * psi_b + (total - 2) * psi_t
+    return log_prob, entropy, (alpha, beta, total, log_bid, log_1m_bid, psi_a, psi_b, psi_t)
+
+
+def beta_gradients(saved: tuple[Tensor, ...], grad_log_prob: Tensor, grad_entropy: Tensor) -> tuple[Tensor, Tensor]:
+    """``(∂L/∂α, ∂L/∂β)`` from ``∂L/∂ log π`` and ``∂L/∂H``; with ψ′ the trigamma function:
+
+        ∂ log π / ∂α = log b − ψ(α) + ψ(α+β),        ∂H / ∂α = (α+β−2) ψ′(α+β) − (α−1) ψ′(α)
+
     and symmetrically for β with log(1 − b).
     """
+    alpha, beta, total, log_bid, log_1m_bid, psi_a, psi_b, psi_t = saved
+    shared = (total - 2) * torch.polygamma(1, total)
+    d_alpha = grad_log_prob * (log_bid - psi_a + psi_t) + grad_entropy * (
+        shared - (alpha - 1) * torch.polygamma(1, alpha))
+    d_beta = grad_log_prob * (log_1m_bid - psi_b + psi_t) + grad_entropy * (
+        shared - (beta - 1) * torch.polygamma(1, beta))
+    return d_alpha, d_beta
+
+
+class BetaTerms(torch.autograd.Function):
+    """``beta_terms`` as one autograd node instead of some thirty (with ``beta_gradients`` as its backward)."""
 
     @staticmethod
     def forward(ctx, alpha: Tensor, beta: Tensor, bid: Tensor) -> tuple[Tensor, Tensor]:
-        bid = bid.clamp(BID_EPS, 1 - BID_EPS)  # the 2020 code took log(0) at a float32 bid of exactly 0 or 1
-        log_bid, log_1m_bid, total = bid.log(), (-bid).log1p(), alpha + beta
-        psi_a, psi_b, psi_t = torch.digamma(alpha), torch.digamma(beta), torch.digamma(total)
-        log_norm = torch.lgamma(alpha) + torch.lgamma(beta) - torch.lgamma(total)
-        log_prob = (alpha - 1) * log_bid + (beta - 1) * log_1m_bid - log_norm
-        entropy = log_norm - (alpha - 1) * psi_a - (beta - 1) * psi_b + (total - 2) * psi_t
-        ctx.save_for_backward(alpha, beta, total, log_bid, log_1m_bid, psi_a, psi_b, psi_t)
+        log_prob, entropy, saved = beta_terms(alpha, beta, bid)
+        ctx.save_for_backward(*saved)
         return log_prob, entropy
 
     @staticmethod
     def backward(ctx, grad_log_prob: Tensor, grad_entropy: Tensor) -> tuple[Tensor, Tensor, None]:
-        alpha, beta, total, log_bid, log_1m_bid, psi_a, psi_b, psi_t = ctx.saved_tensors
-        shared = (total - 2) * torch.polygamma(1, total)
-        d_alpha = grad_log_prob * (log_bid - psi_a + psi_t) + grad_entropy * (
-            shared - (alpha - 1) * torch.polygamma(1, alpha))
-        d_beta = grad_log_prob * (log_1m_bid - psi_b + psi_t) + grad_entropy * (
-            shared - (beta - 1) * torch.polygamma(1, beta))
-        return d_alpha, d_beta, None
+        return (*beta_gradients(ctx.saved_tensors, grad_log_prob, grad_entropy), None)
 
 
 def beta_log_prob_entropy(alpha: Tensor, beta: Tensor, bid: Tensor) -> tuple[Tensor, Tensor]:
@@ -68,6 +83,11 @@ def sample_beta(alpha: Tensor, beta: Tensor) -> Tensor:
     x, y = torch._standard_gamma(alpha), torch._standard_gamma(beta)
     # Kept inside [ε, 1 − ε], where log-probabilities are finite (both gammas underflow only as α, β → 0).
     return (x / (x + y)).nan_to_num(0.5).clamp(BID_EPS, 1 - BID_EPS)
+
+
+def sample_bids(alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
+    """A bid from each Beta(α, β), and its mean."""
+    return sample_beta(alpha, beta), alpha / (alpha + beta)
 
 
 class Society(nn.Module):
@@ -92,6 +112,7 @@ class Society(nn.Module):
         self.samples_per_learner = self.num_bidders // self.num_learners
         self.encoder, features, self.value_net = build(network, tuple(obs_shape), tuple(hidden))
         self.head = StackedMLP([features, 2], relu_layers=0)  # Beta mean and precision
+        self.policy_net = as_one_mlp(self.encoder, self.head)  # where it exists, PPO computes gradients by hand
         self.split = self.encoder.size + self.head.size
         # All parameters of learner k are row k: policy encoder, policy head, then value network.
         self.theta = nn.Parameter(torch.empty(self.num_learners, self.split + self.value_net.size))
@@ -119,7 +140,11 @@ class Society(nn.Module):
         (the same observations for every learner) or ``[K, B, *obs_shape]``."""
         batch_dims = obs.dim() - self.obs_ndim
         features = self.encoder(self.theta[:, : self.encoder.size], obs, batch_dims)
-        out = self.head(self.theta[:, self.encoder.size : self.split], features, 2)
+        return self._alpha_beta(self.head(self.theta[:, self.encoder.size : self.split], features, 2))
+
+    @staticmethod
+    def _alpha_beta(out: Tensor) -> tuple[Tensor, Tensor]:
+        """α = μν, β = (1 − μ)ν from the head's output: mean μ = sigmoid(out₀), precision ν = softplus(out₁)."""
         precision = nn.functional.softplus(out[..., 1])
         alpha = torch.sigmoid(out[..., 0]) * precision
         return alpha, precision - alpha
@@ -127,6 +152,22 @@ class Society(nn.Module):
     def log_prob_entropy(self, obs: Tensor, bid: Tensor) -> tuple[Tensor, Tensor]:
         """Log-probability of ``bid [K, B]`` at ``obs`` and entropy of every learner's bid distribution."""
         return beta_log_prob_entropy(*self.distribution(obs), bid)
+
+    def head_terms(self, out: Tensor, bid: Tensor) -> tuple[Tensor, Tensor, Callable[[Tensor, Tensor], Tensor]]:
+        """``log π(bid)``, ``H[π]`` from the head's output ``out [K, M, 2]``, and the map from ``(∂L/∂ log π,
+        ∂L/∂H)`` to ``∂L/∂out``: with ∂μ/∂out₀ = μ(1 − μ) and ∂ν/∂out₁ = sigmoid(out₁),
+        ∂L/∂out₀ = (∂L/∂α − ∂L/∂β) ν μ(1 − μ) and ∂L/∂out₁ = (∂L/∂α μ + ∂L/∂β (1 − μ)) sigmoid(out₁)."""
+        alpha, beta = self._alpha_beta(out)
+        log_prob, entropy, saved = beta_terms(alpha, beta, bid)
+        mean, precision = torch.sigmoid(out[..., 0]), alpha + beta
+
+        def backward(grad_log_prob: Tensor, grad_entropy: Tensor) -> Tensor:
+            d_alpha, d_beta = beta_gradients(saved, grad_log_prob, grad_entropy)
+            d_mean = (d_alpha - d_beta) * precision * mean * (1 - mean)
+            d_precision = (d_alpha * mean + d_beta * (1 - mean)) * torch.sigmoid(out[..., 1])
+            return torch.stack([d_mean, d_precision], -1)
+
+        return log_prob, entropy, backward
 
     def values(self, obs: Tensor) -> Tensor:
         """``[K, B]`` value of every learner."""
@@ -143,11 +184,15 @@ class Society(nn.Module):
         return self.bid_and_mean(obs)[0]
 
     @torch.no_grad()
+    def bidder_distributions(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """Every bidder's ``(α, β)`` at ``obs [B, *obs_shape]``: ``[B, N]`` each."""
+        alpha, beta = self.distribution(obs)
+        return self.bidders(alpha), self.bidders(beta)
+
+    @torch.no_grad()
     def bid_and_mean(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """One independent bid per bidder and observation, and the mean of its distribution: ``[B, N]`` each."""
-        alpha, beta = self.distribution(obs)
-        alpha, beta = self.bidders(alpha), self.bidders(beta)
-        return sample_beta(alpha, beta), alpha / (alpha + beta)
+        return sample_bids(*self.bidder_distributions(obs))
 
     @torch.no_grad()
     def act(self, obs: Tensor, active: Tensor | None = None, greedy: bool = False) -> Tensor:

@@ -58,10 +58,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_ppo(agent: Society | Monolithic, c: Config) -> PPO:
+AUTO_COMPILE_STEPS = 2_000_000  # compiling pays off within about 10 s of eager training
+
+
+def make_ppo(agent: Society | Monolithic, c: Config, device: torch.device) -> PPO:
+    compile = c.compile if c.compile is not None else (
+        agent.policy_net is not None and device.type == "cpu" and c.steps >= AUTO_COMPILE_STEPS)
     return PPO(agent, policy_lr=c.policy_lr, value_lr=c.value_lr, clip=c.clip, entropy=c.entropy,
                value_l2=c.value_l2, max_grad_norm=c.max_grad_norm, minibatch=c.minibatch, epochs=c.epochs,
-               compile=c.compile)
+               compile=compile)
 
 
 def primitive_names(config: Config, env: gym.Env, num_primitives: int) -> tuple[str, ...]:
@@ -100,8 +105,9 @@ def build(config: Config, transfer: bool = True) -> Parts:
     if c.agent == "society" and isinstance(probe.observation_space, gym.spaces.Discrete):
         bids = BidLog(shape[0], names, q_star(c, probe), device)
     return Parts(
-        config=c, device=device, primitives=primitives, agent=agent, collector=collector, learner=make_ppo(agent, c),
-        option_learner=make_ppo(primitives.net, primitives.config) if c.train_options else None, tuned=tuned,
+        config=c, device=device, primitives=primitives, agent=agent, collector=collector,
+        learner=make_ppo(agent, c, device),
+        option_learner=make_ppo(primitives.net, primitives.config, device) if c.train_options else None, tuned=tuned,
         eval_env=make_eval_env(c, c.eval_episodes, device),  # built once (MNIST, MiniGrid tables)
         eval_primitives=primitives.frozen() if c.train_options else primitives,  # its steps are not training data
         steps_per_rollout=math.ceil(c.auction_steps_per_update / c.num_envs), names=names, bids=bids,

@@ -16,14 +16,18 @@ disjoint, so this equals the original's value step followed by its policy step.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 from torch import Tensor
 
+from societal.learning.compiling import Background
+from societal.networks import Stacked, StackedMLP
+
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
+Gradient = tuple[Tensor, Tensor, Tensor, Tensor]  # ∂L/∂θ and, for the statistics, (V − G)², H and ρ
 
 
 class Agent(Protocol):
@@ -31,11 +35,17 @@ class Agent(Protocol):
 
     theta: Tensor  # [K, D]
     split: int  # columns [0, split) are the policy's, the rest the value function's
+    policy_net: StackedMLP | None  # the policy's columns as one MLP, where they are one (gradients by hand)
+    value_net: Stacked
 
     @property
     def value_theta(self) -> Tensor: ...
 
     def log_prob_entropy(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]: ...
+
+    def head_terms(self, out: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Callable[[Tensor, Tensor], Tensor]]:
+        """``log π(action)``, ``H[π]`` from ``policy_net``'s output, and ``(∂L/∂ log π, ∂L/∂H) ↦ ∂L/∂output``."""
+        ...
 
     def values(self, obs: Tensor) -> Tensor: ...
 
@@ -52,21 +62,21 @@ class Samples:
     per_obs: int = 1
 
 
-def minibatches(valid: Tensor, size: int) -> Iterator[tuple[Tensor, Tensor]]:
-    """Each learner's valid samples in its own random order, ``size`` at a time.
+def minibatches(valid: Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """Each learner's valid samples in its own random order, cut into minibatches of ``size``.
 
-    Yields ``(index [K, size], weight [K, size])``: ``weight`` averages over each learner's real
-    samples; a learner's last minibatch may be smaller, and is padded with weight 0 so that every
-    minibatch has the same shape.
+    Returns ``(index, weight)``, each ``[batches, K, size]``: ``weight`` averages over each learner's
+    real samples; a learner's last minibatch may be smaller, and is padded with weight 0 so that
+    every minibatch has the same shape.
     """
-    m = valid.shape[1]
+    k, m = valid.shape
     order = (torch.rand(valid.shape, device=valid.device) + (~valid).float()).argsort(1)
     count = valid.sum(1, keepdim=True)
     batches = -(-int(count.max()) // size)
-    order = order.repeat(1, -(-batches * size // m))
-    for start in range(0, batches * size, size):
-        real = (torch.arange(start, start + size, device=valid.device) < count).float()
-        yield order[:, start : start + size], real / real.sum(1, keepdim=True).clamp(min=1)
+    order = order.repeat(1, -(-batches * size // m))[:, : batches * size]
+    real = (torch.arange(batches * size, device=valid.device) < count).float().view(k, batches, size)
+    weight = real / real.sum(2, keepdim=True).clamp(min=1)
+    return order.view(k, batches, size).transpose(0, 1).contiguous(), weight.transpose(0, 1).contiguous()
 
 
 class PPO:
@@ -82,8 +92,12 @@ class PPO:
         self.lr[:, : agent.split] = policy_lr
         self.m, self.v = torch.zeros_like(theta), torch.zeros_like(theta)
         self.t = torch.zeros(theta.shape[0], 1, device=theta.device)  # Adam steps taken by each learner
-        # torch.compile fuses the ~250 small operations of a minibatch step (about 20 s to compile).
-        self.step = torch.compile(self._step) if compile else self._step
+        self.gradient = self.analytic_gradient if agent.policy_net is not None else self.autograd_gradient
+        self.prepare, self.step, self.background = self._prepare, self._step, None
+        if compile and agent.policy_net is not None:
+            self.background = Background({"prepare": self._prepare, "step": self._step})
+        elif compile:
+            self.prepare, self.step = torch.compile(self._prepare), torch.compile(self._step)
 
     def state_dict(self) -> dict:
         return {"m": self.m, "v": self.v, "t": self.t}
@@ -96,33 +110,77 @@ class PPO:
         """One PPO update on ``samples``, learning rates × ``lr_scale``, entropy coefficient ``entropy`` (default:
         the constructor's)."""
         obs, c, valid = samples.obs, samples.per_obs, samples.valid
-        with torch.no_grad():
-            old_log_prob = self.agent.log_prob_entropy(obs.repeat_interleave(c, 0), samples.action)[0]
-            n = valid.sum(1, keepdim=True)
-            mean = (samples.advantage * valid).sum(1, keepdim=True) / n.clamp(min=1)
-            std = (((samples.advantage - mean) ** 2 * valid).sum(1, keepdim=True) / (n - 1).clamp(min=1)).sqrt()
-            advantage = (samples.advantage - mean) / (std + torch.finfo(std.dtype).eps)
-
+        if self.background is not None:
+            self.use_compiled_when_ready(samples)
+        old_log_prob, advantage = self.prepare(obs.repeat_interleave(c, 0), samples.action, samples.advantage, valid)
         lr = self.lr * lr_scale
         entropy_coef = torch.tensor(self.entropy if entropy is None else entropy, device=obs.device)
         stats, batches = torch.zeros(3, device=obs.device), 0
         self.nonfinite_gradient = torch.zeros(len(valid), dtype=torch.bool, device=obs.device)
         for _ in range(self.epochs):
-            for index, weight in minibatches(valid, self.minibatch):
-                step_stats, bad = self.step(obs[index // c], samples.action.gather(1, index),
-                                            old_log_prob.gather(1, index), advantage.gather(1, index),
-                                            samples.target.gather(1, index), weight, lr, entropy_coef)
-                stats += step_stats
-                self.nonfinite_gradient |= bad
-                batches += 1
+            index, weight = minibatches(valid, self.minibatch)
+            rows = torch.arange(len(valid), device=obs.device)[:, None]
+            per_batch = [x[rows, index] for x in (samples.action, old_log_prob, advantage, samples.target)]
+            for i in range(len(index)):
+                self.step(self.agent.theta, self.m, self.v, self.t, obs, index[i] // c, *(x[i] for x in per_batch),
+                          weight[i], lr, entropy_coef, stats, self.nonfinite_gradient)
+            batches += len(index)
         value_loss, policy_entropy, clip_fraction = (stats / max(batches, 1)).tolist()
         return {"value_loss": value_loss, "policy_entropy": policy_entropy, "clip_fraction": clip_fraction}
 
-    def _step(self, x: Tensor, action: Tensor, old_log_prob: Tensor, advantage: Tensor, target: Tensor,
-              weight: Tensor, lr: Tensor, entropy_coef: Tensor) -> tuple[Tensor, Tensor]:
-        """One PPO minibatch step of every learner (Adam on the rows whose learner has data). Returns the mean value
-        error, entropy and clip fraction, and which learners' gradients were not finite."""
-        agent, theta = self.agent, self.agent.theta
+    def use_compiled_when_ready(self, samples: Samples) -> None:
+        """Start compiling on copies of this update's inputs; switch to the compiled functions once they are done."""
+        if not self.background.started:
+            k, size, device = len(samples.valid), self.minibatch, samples.obs.device
+            state = (torch.nn.Parameter(self.agent.theta.detach().clone()), self.m.clone(), self.v.clone(),
+                     self.t.clone())
+            copy = [x.clone() for x in (samples.obs, samples.action, samples.advantage, samples.valid)]
+            repeated = copy[0].repeat_interleave(samples.per_obs, 0)
+            minibatch = [torch.zeros(k, size, dtype=dtype, device=device)
+                         for dtype in (torch.long, samples.action.dtype, *[samples.target.dtype] * 4)]
+            self.background.start({
+                "prepare": (repeated, *copy[1:]),
+                "step": (*state, copy[0], *minibatch, self.lr.clone(), torch.tensor(self.entropy, device=device),
+                         torch.zeros(3, device=device), torch.zeros(k, dtype=torch.bool, device=device))})
+        elif (compiled := self.background.result()) is not None:
+            self.prepare, self.step, self.background = compiled["prepare"], compiled["step"], None
+
+    @torch.no_grad()
+    def _prepare(self, obs: Tensor, action: Tensor, advantage: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+        """The log-probabilities of the actions (taken at ``obs``) before the update, and each learner's normalised
+        advantages."""
+        old_log_prob = self.agent.log_prob_entropy(obs, action)[0]
+        n = valid.sum(1, keepdim=True)
+        mean = (advantage * valid).sum(1, keepdim=True) / n.clamp(min=1)
+        std = (((advantage - mean) ** 2 * valid).sum(1, keepdim=True) / (n - 1).clamp(min=1)).sqrt()
+        return old_log_prob, (advantage - mean) / (std + torch.finfo(std.dtype).eps)
+
+    def _step(self, theta: Tensor, m: Tensor, v: Tensor, t: Tensor, obs: Tensor, at: Tensor, action: Tensor,
+              old_log_prob: Tensor, advantage: Tensor, target: Tensor, weight: Tensor, lr: Tensor,
+              entropy_coef: Tensor, stats: Tensor, nonfinite: Tensor) -> None:
+        """One PPO minibatch step of every learner on the samples taken at ``obs[at]``: Adam (moments ``m``, ``v``,
+        step counts ``t``) on the rows of ``theta`` whose learner has data. Adds the mean value error, entropy and
+        clip fraction to ``stats``, and marks the learners whose gradients were not finite in ``nonfinite``."""
+        grad, value_error, entropy, ratio = self.gradient(theta, obs[at], action, old_log_prob, advantage, target,
+                                                          weight, entropy_coef)
+        with torch.no_grad():
+            policy_grad = grad[:, : self.agent.split]
+            policy_grad *= (self.max_grad_norm / (policy_grad.norm(dim=1, keepdim=True) + 1e-6)).clamp(max=1.0)
+            (b1, b2), on = BETAS, (weight.sum(1, keepdim=True) > 0).to(grad.dtype)
+            t += on
+            m.mul_(1 - (1 - b1) * on).addcmul_(grad, (1 - b1) * on)
+            v.mul_(1 - (1 - b2) * on).addcmul_(grad * grad, (1 - b2) * on)
+            steps = t.clamp(min=1)
+            denom = (v / (1 - b2**steps)).sqrt_().add_(EPS)
+            theta.addcdiv_(m * (lr * on / (1 - b1**steps)), denom, value=-1.0)
+            clipped = ((ratio - 1).abs() > self.clip).to(weight.dtype)
+            stats += torch.stack([(v * weight).sum(1).mean() for v in (value_error, entropy, clipped)])
+            nonfinite |= ~torch.isfinite(grad).all(1)
+
+    def autograd_gradient(self, theta: Tensor, x: Tensor, action: Tensor, old_log_prob: Tensor, advantage: Tensor,
+                          target: Tensor, weight: Tensor, entropy_coef: Tensor) -> Gradient:
+        """The gradient of the loss above by autograd (``theta`` is the agent's own)."""
+        agent = self.agent
         with torch.enable_grad():
             log_prob, entropy = agent.log_prob_entropy(x, action)
             ratio = torch.exp(log_prob - old_log_prob)
@@ -131,16 +189,27 @@ class PPO:
             loss = ((value_error - surrogate - entropy_coef * entropy) * weight).sum()
             loss = loss + self.value_l2 * agent.value_theta.square().sum()
             (grad,) = torch.autograd.grad(loss, theta)
-        with torch.no_grad():
-            policy_grad = grad[:, : agent.split]
-            policy_grad *= (self.max_grad_norm / (policy_grad.norm(dim=1, keepdim=True) + 1e-6)).clamp(max=1.0)
-            (b1, b2), on = BETAS, (weight.sum(1, keepdim=True) > 0).to(grad.dtype)
-            self.t += on
-            self.m.mul_(1 - (1 - b1) * on).addcmul_(grad, (1 - b1) * on)
-            self.v.mul_(1 - (1 - b2) * on).addcmul_(grad * grad, (1 - b2) * on)
-            steps = self.t.clamp(min=1)
-            denom = (self.v / (1 - b2**steps)).sqrt_().add_(EPS)
-            theta.addcdiv_(self.m * (lr * on / (1 - b1**steps)), denom, value=-1.0)
-            clipped = ((ratio - 1).abs() > self.clip).to(weight.dtype)
-            stats = torch.stack([(v * weight).sum(1).mean() for v in (value_error, entropy, clipped)])
-            return stats, ~torch.isfinite(grad).all(1)
+        return grad, value_error.detach(), entropy.detach(), ratio.detach()
+
+    def analytic_gradient(self, theta: Tensor, x: Tensor, action: Tensor, old_log_prob: Tensor, advantage: Tensor,
+                          target: Tensor, weight: Tensor, entropy_coef: Tensor) -> Gradient:
+        """The same by the chain rule, for MLP agents (no autograd graph: a few fused kernels when compiled).
+        With w a sample's weight in its learner's minibatch:
+
+            ∂L/∂V = 2 w (V − G),    ∂L/∂H = −w c_H,    ∂L/∂θ_V += 2 l2 θ_V,
+            ∂L/∂ log π = −w ρ A where ρA ≤ clip(ρ)A (the unclipped term is the minimum), else 0,
+
+        then back through the policy's head (``head_terms``) and both MLPs (``StackedMLP.backward``).
+        """
+        agent, policy, value_theta = self.agent, theta[:, : self.agent.split], theta[:, self.agent.split :]
+        out, policy_inputs = agent.policy_net.forward_saving(policy, x)
+        log_prob, entropy, head_backward = agent.head_terms(out, action)
+        value, value_inputs = agent.value_net.forward_saving(value_theta, x)
+        ratio = torch.exp(log_prob - old_log_prob)
+        unclipped = ratio * advantage <= ratio.clamp(1 - self.clip, 1 + self.clip) * advantage
+        value_error = value[..., 0] - target
+        grad_out = head_backward(-weight * advantage * ratio * unclipped, -weight * entropy_coef)
+        grad = torch.cat([agent.policy_net.backward(policy, policy_inputs, grad_out),
+                          agent.value_net.backward(value_theta, value_inputs, (2 * weight * value_error)[..., None])
+                          + 2 * self.value_l2 * value_theta], 1)
+        return grad, value_error.square(), entropy, ratio

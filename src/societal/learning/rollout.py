@@ -20,7 +20,7 @@ from societal.learning.ppo import Samples
 from societal.mechanisms import MECHANISMS, auction, prices, settle, utilities
 from societal.monolithic import Monolithic
 from societal.primitives import Options, Transition
-from societal.society import Society
+from societal.society import Society, sample_bids
 
 
 @dataclass
@@ -119,8 +119,8 @@ class Collecting:
 def draw_active(num_envs: int, num_bidders: int, device: torch.device) -> Tensor:
     """Agent dropout: k ~ U{0, …, N-2} random bidders of each environment sit out (≥ 2 stay)."""
     k = torch.randint(0, num_bidders - 1, (num_envs, 1), device=device)
-    rank = torch.rand(num_envs, num_bidders, device=device).argsort(1).argsort(1)
-    return rank >= k
+    key = torch.rand(num_envs, num_bidders, device=device)
+    return key >= key.sort(1).values.gather(1, k)  # all but the k lowest keys
 
 
 def draw_exploring(active: Tensor, primitive_of: Tensor, rate: float) -> tuple[Tensor, Tensor]:
@@ -166,7 +166,7 @@ class Collector(Collecting):
         if not self.bootstrap_truncated or not tr.truncated.any():
             return torch.zeros_like(tr.reward)
         cut = tr.truncated & ~tr.terminated
-        _, first, second = self.auction(*self.society.bid_and_mean(tr.final_obs), self.active)
+        _, first, second = self.auction(*self.bid_and_mean(tr.final_obs), self.active)
         return MECHANISMS[self.mechanism](first, second)[0] * cut
 
     def count_bonus(self, obs: Tensor, primitive: Tensor) -> Tensor:
@@ -175,12 +175,24 @@ class Collector(Collecting):
         self.wins.index_put_(index, torch.ones_like(primitive, dtype=self.wins.dtype), accumulate=True)
         return self.bonus * self.wins[index].rsqrt()
 
+    def bid_and_mean(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """Bids and their means at ``obs``; one-hot observations read every state's distributions from ``table``."""
+        if self.table is None:
+            return self.society.bid_and_mean(obs)
+        state = obs.argmax(1)
+        return sample_bids(self.table[0][state], self.table[1][state])
+
     @torch.no_grad()
     def collect(self, steps: int) -> Rollout:
+        # The weights do not change within a rollout: with fewer states than environments, each state's
+        # distributions are computed once instead of at every step.
+        few_states = self.env.discrete and self.obs.shape[1] <= self.env.num_envs
+        self.table = self.society.bidder_distributions(torch.eye(self.obs.shape[1], device=self.device)) \
+            if few_states else None
         log = {k: [] for k in ("obs", "bids", "active", "winner", "first", "second", "market_first", "market_second",
                                 "reward", "duration", "last", "resold")}
         for _ in range(steps):
-            bids, means = self.society.bid_and_mean(self.obs)
+            bids, means = self.bid_and_mean(self.obs)
             winner, first, second = self.auction(bids, means, self.active)
             taking_part, market = self.active, (first, second)
             if self.explore:
@@ -203,7 +215,7 @@ class Collector(Collecting):
                 self.active = torch.where(done[:, None], draw_active(*self.active.shape, self.device), self.active)
             self.obs = tr.obs
         r = {k: torch.stack(v) for k, v in log.items()}
-        _, next_first, next_second = self.auction(*self.society.bid_and_mean(self.obs), self.active)
+        _, next_first, next_second = self.auction(*self.bid_and_mean(self.obs), self.active)
         market = (r["market_first"], r["market_second"]) if self.explore else None
         auctions = r["first"], r["second"], r["last"], next_first, next_second, market
         discount = self.gamma ** r["duration"]

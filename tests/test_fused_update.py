@@ -1,0 +1,75 @@
+"""The PPO update with gradients by hand (and compiled) equals the update through autograd."""
+
+import copy
+
+import pytest
+import torch
+
+from societal.learning.ppo import PPO, Samples
+from societal.monolithic import Monolithic
+from societal.society import Society
+
+HP = dict(policy_lr=1e-2, value_lr=5e-3, clip=0.2, entropy=0.1, value_l2=1e-3, max_grad_norm=0.5, minibatch=64)
+
+
+def society_samples(clone: bool, hidden: tuple, dropout: bool) -> tuple[Society, Samples]:
+    torch.manual_seed(0)
+    society = Society((6,), 3, 2, clone, hidden)
+    with torch.no_grad():
+        society.theta.normal_(0, 0.5)
+    obs = torch.eye(6)[torch.randint(0, 6, (300,))]
+    k, c = society.num_learners, society.samples_per_learner
+    bids = torch.rand(k, 300 * c)
+    utility = torch.randn(k, 300 * c)
+    valid = torch.rand(k, 300 * c) > (0.4 if dropout else -1)
+    return society, Samples(obs, bids, utility, utility - society.values(obs).detach().repeat_interleave(c, 1),
+                            valid, c)
+
+
+def monolithic_samples() -> tuple[Monolithic, Samples]:
+    torch.manual_seed(0)
+    agent = Monolithic((6,), 4, (16, 16))
+    with torch.no_grad():
+        agent.theta.normal_(0, 0.5)
+    obs = torch.eye(6)[torch.randint(0, 6, (300,))]
+    target = torch.randn(1, 300)
+    return agent, Samples(obs, torch.randint(0, 4, (1, 300)).float(), target, target - 0.1,
+                          torch.ones(1, 300, dtype=torch.bool))
+
+
+CASES = {
+    "cloned": lambda: society_samples(True, (16,), False),
+    "independent, dropout": lambda: society_samples(False, (16,), True),
+    "two hidden layers": lambda: society_samples(True, (8, 8), True),
+    "monolithic": monolithic_samples,
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_gradients_by_hand_equal_autograd(case):
+    agent, samples = CASES[case]()
+    by_hand, by_autograd = PPO(agent, **HP), PPO(copy.deepcopy(agent), **HP)
+    assert by_hand.gradient == by_hand.analytic_gradient
+    by_autograd.gradient = by_autograd.autograd_gradient
+    stats = []
+    for ppo in (by_hand, by_autograd):
+        torch.manual_seed(1)  # the same minibatches
+        stats.append([ppo.update(samples) for _ in range(3)])
+    torch.testing.assert_close(by_hand.agent.theta, by_autograd.agent.theta, rtol=0, atol=1e-6)
+    torch.testing.assert_close(by_hand.v, by_autograd.v, rtol=1e-4, atol=1e-10)
+    for hand, auto in zip(*stats):
+        assert hand == pytest.approx(auto, rel=1e-5)
+
+
+def test_the_compiled_update_equals_the_eager_one():
+    agent, samples = CASES["independent, dropout"]()
+    eager, compiled = PPO(agent, **HP), PPO(copy.deepcopy(agent), **HP, compile=True)
+    for ppo in (eager, compiled):
+        torch.manual_seed(1)
+        ppo.update(samples)  # compiled: eager, while compiling in the background starts
+        if ppo is compiled:
+            compiled.background.wait()
+        for _ in range(3):
+            ppo.update(samples)
+    assert compiled.background is None  # switched to the compiled functions
+    torch.testing.assert_close(compiled.agent.theta, eager.agent.theta, rtol=0, atol=1e-6)
