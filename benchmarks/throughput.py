@@ -1,45 +1,61 @@
 """Training throughput of societal on this machine (not a test: it prints numbers).
 
-1. Full training (collection + PPO update) on Bandit (with agent dropout) and Chain with the
-   paper's hyperparameters (4,096 auction steps per update, minibatch 256, cloned ccv, r = 2),
-   eager and with ``compile=True``: env steps/s of collection, of the update, and of both.
-2. Scaling with the number of primitives P = 4, 16, 64, 256 (a P-armed Bandit, r = 2 clones):
-   time per auction with one environment, time per auction step of 256 environments at once, and
-   time per PPO update (4,096 auction steps: 8,192 samples for each of the P learners).
+1. Steady-state training (collection + PPO update) on Bandit (with agent dropout) and Chain with the
+   paper's hyperparameters (4,096 auction steps per update, minibatch 256, cloned ccv, r = 2, 256
+   environments), eager and compiled, next to the 2020 code's figures on the same 2-core machine.
+2. The README's main job (Chain, 10 M env steps) as a whole process, with Inductor's cache as it is and
+   with an empty one (a cold start).
+3. Scaling with the number of primitives P = 4 … 1,024 (a P-armed Bandit, r = 2 clones): the cost of
+   an auction step of 256 environments per bid drawn, and of a PPO update per learner.
+4. Gymnasium toy-text tasks: training as a batched table in torch against copies of the Gymnasium env.
 
-    python benchmarks/throughput.py            # about 3 minutes on 2 cores
+    python benchmarks/throughput.py            # about 8 minutes on 2 cores
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from datetime import date
 
 import torch
 
-from societal.environments.vector import make, make_vec, obs_shape
+from societal.environments.vector import GymVecEnv, make, make_vec, obs_shape
 from societal.learning.ppo import PPO
 from societal.learning.rollout import Collector
 from societal.primitives import LiteralActions
 from societal.society import Society
 
 PAPER = dict(policy_lr=4e-5, value_lr=5e-3, clip=0.2, entropy=0.1, value_l2=1e-3, max_grad_norm=40.0, minibatch=256)
+# The 2020 code (github.com/mbchang/decentralized-rl), run on this machine on 2026-11-30 with the paper's settings:
+# one torch thread, serial collection (its faster setting here), env steps/s of collection + update.
+ORIGINAL = {"societal/Chain-v0": 2655, "societal/Bandit-v0": 671}
+MAIN_JOB = ["train", "societal/Chain-v0", "--mechanism", "ccv", "--steps", "10000000", "--quiet"]
 
 
-def setup(env_id: str, num_envs: int, dropout: bool, compile: bool, **env_kwargs):
+def setup(env_id: str, num_envs: int, dropout: bool, compile: bool, gym_copies: bool = False, **env_kwargs):
     env = make(env_id, **env_kwargs)
     society = Society(obs_shape(env.observation_space), env.action_space.n)
-    collector = Collector(society, LiteralActions(env.action_space.n), make_vec(env_id, env_kwargs, num_envs,
-                          torch.device("cpu")), "ccv", 0.99, dropout)
+    device = torch.device("cpu")
+    vec = GymVecEnv(env_id, env_kwargs, num_envs, device) if gym_copies else make_vec(env_id, env_kwargs, num_envs,
+                                                                                         device)
+    collector = Collector(society, LiteralActions(env.action_space.n), vec, "ccv", 0.99, dropout)
     return collector, PPO(society, compile=compile, **PAPER)
 
 
-def training(env_id: str, dropout: bool, compile: bool, num_envs: int = 256, updates: int = 15) -> dict:
-    collector, ppo = setup(env_id, num_envs, dropout, compile)
+def training(env_id: str, dropout: bool = False, compile: bool = False, num_envs: int = 256, updates: int = 15,
+             gym_copies: bool = False) -> dict:
+    collector, ppo = setup(env_id, num_envs, dropout, compile, gym_copies)
     steps = 4096 // num_envs
-    for _ in range(3):  # warm-up (and compilation)
+    ppo.update(collector.collect(steps).samples(ppo.agent))
+    if compile:
+        ppo.background.wait()
+    for _ in range(2):  # warm-up (and the switch to the compiled functions)
         ppo.update(collector.collect(steps).samples(ppo.agent))
     collect, update = [], []
     for _ in range(updates):
@@ -54,10 +70,20 @@ def training(env_id: str, dropout: bool, compile: bool, num_envs: int = 256, upd
     return {"collect": n / c, "update": n / u, "total": n / (c + u)}
 
 
+def whole_run(cold: bool) -> float:
+    """Seconds of the main job as a process (import, build, training, evaluation, outputs)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, **({"TORCHINDUCTOR_CACHE_DIR": f"{tmp}/inductor"} if cold else {})}
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "societal", *MAIN_JOB, "--out", f"{tmp}/run"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        return time.perf_counter() - t
+
+
 def best_time(fn, repeats: int) -> float:
     fn()
     times = []
-    for _ in range(5):
+    for _ in range(3):
         t = time.perf_counter()
         for _ in range(repeats):
             fn()
@@ -66,35 +92,43 @@ def best_time(fn, repeats: int) -> float:
 
 
 def scaling(primitives: int) -> dict:
-    single, _ = setup("societal/Bandit-v0", 1, False, False, arms=primitives)
-    batched, ppo = setup("societal/Bandit-v0", 256, False, False, arms=primitives)
-    rollout = batched.collect(16)
-    # A rollout of n auction steps, divided by n: bids, auction, env step and (amortised) utilities.
-    return {"auction_1env_us": best_time(lambda: single.collect(64), 5) / 64 * 1e6,
-            "step_256env_us": best_time(lambda: batched.collect(16), 5) / 16 * 1e6,
-            "update_ms": best_time(lambda: ppo.update(rollout.samples(ppo.agent)), 2) * 1e3}
+    collector, ppo = setup("societal/Bandit-v0", 256, False, False, arms=primitives)
+    rollout = collector.collect(16)
+    samples = rollout.samples(ppo.agent)
+    step = best_time(lambda: collector.collect(16), 2) / 16
+    update = best_time(lambda: ppo.update(samples), 1)
+    return {"bid_ns": step / (256 * 2 * primitives) * 1e9, "step_ms": step * 1e3,
+            "learner_ms": update / primitives * 1e3, "update_ms": update * 1e3}
 
 
 def main() -> None:
     torch.set_num_threads(1)
     print(f"societal throughput, {date.today()}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} torch thread, torch {torch.__version__}")
-    print("\nfull training, paper hyperparameters, 256 envs (env steps/s, medians of 15 updates)")
-    print(f"{'task':<22}{'mode':<10}{'collect':>10}{'update':>10}{'total':>10}")
+          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, 1 torch thread, torch {torch.__version__}")
+    print("\n1. steady-state training, paper hyperparameters, 256 envs (env steps/s, medians of 15 updates)")
+    print(f"{'task':<22}{'mode':<10}{'collect':>10}{'update':>10}{'total':>10}{'original':>10}{'ratio':>8}")
     for env_id, dropout in (("societal/Bandit-v0", True), ("societal/Chain-v0", False)):
         for compile in (False, True):
             r = training(env_id, dropout, compile)
-            mode = "compiled" if compile else "eager"
-            print(f"{env_id:<22}{mode:<10}{r['collect']:>10.0f}{r['update']:>10.0f}{r['total']:>10.0f}")
-    print("\nscaling with primitives (P-armed Bandit, 2 clones each; best of 5)")
-    print(f"{'P':>5}{'bidders':>9}{'auction, 1 env':>17}{'step, 256 envs':>17}{'PPO update':>13}")
-    base = None
-    for p in (4, 16, 64, 256):
+            print(f"{env_id:<22}{'compiled' if compile else 'eager':<10}{r['collect']:>10.0f}{r['update']:>10.0f}"
+                  f"{r['total']:>10.0f}{ORIGINAL[env_id]:>10}{r['total'] / ORIGINAL[env_id]:>7.0f}×")
+
+    print(f"\n2. the main job as a whole process: societal {' '.join(MAIN_JOB)}")
+    for cold in (False, True):
+        print(f"   {'empty (cold) compile cache' if cold else 'compile cache as it is':<28}{whole_run(cold):>7.1f} s")
+
+    print("\n3. scaling with primitives (P-armed Bandit, 2 clones each, 256 envs; best of 3)")
+    print(f"{'P':>6}{'bidders':>9}{'auction step':>14}{'per bid':>10}{'PPO update':>12}{'per learner':>13}")
+    for p in (4, 16, 64, 256, 1024):
         r = scaling(p)
-        base = base or r
-        ratio = ", ".join(f"×{r[key] / base[key]:.2f}" for key in r)
-        print(f"{p:>5}{2 * p:>9}{r['auction_1env_us']:>12.0f} µs{r['step_256env_us']:>12.0f} µs"
-              f"{r['update_ms']:>10.0f} ms   ({ratio})")
+        print(f"{p:>6}{2 * p:>9}{r['step_ms']:>11.2f} ms{r['bid_ns']:>7.0f} ns{r['update_ms']:>9.0f} ms"
+              f"{r['learner_ms']:>10.2f} ms")
+
+    print("\n4. toy-text tasks, eager training (env steps/s): a batched table against copies of the Gymnasium env")
+    for env_id in ("FrozenLake-v1", "Taxi-v4"):
+        table, copies = (training(env_id, updates=5, gym_copies=g)["total"] for g in (False, True))
+        print(f"{env_id:<22}{table:>10.0f}{copies:>10.0f}{table / copies:>7.1f}×")
+
 
 if __name__ == "__main__":
     main()

@@ -7,17 +7,19 @@ import torch
 
 from societal.learning.ppo import PPO, Samples
 from societal.monolithic import Monolithic
+from societal.networks import StackedMLP
 from societal.society import Society
 
 HP = dict(policy_lr=1e-2, value_lr=5e-3, clip=0.2, entropy=0.1, value_l2=1e-3, max_grad_norm=0.5, minibatch=64)
 
 
-def society_samples(clone: bool, hidden: tuple, dropout: bool) -> tuple[Society, Samples]:
+def society_samples(clone: bool, hidden: tuple, dropout: bool, indices: bool = False) -> tuple[Society, Samples]:
     torch.manual_seed(0)
     society = Society((6,), 3, 2, clone, hidden)
     with torch.no_grad():
         society.theta.normal_(0, 0.5)
-    obs = torch.eye(6)[torch.randint(0, 6, (300,))]
+    states = torch.randint(0, 6, (300, 1))
+    obs = states if indices else torch.eye(6)[states[:, 0]]
     k, c = society.num_learners, society.samples_per_learner
     bids = torch.rand(k, 300 * c)
     utility = torch.randn(k, 300 * c)
@@ -41,6 +43,7 @@ CASES = {
     "cloned": lambda: society_samples(True, (16,), False),
     "independent, dropout": lambda: society_samples(False, (16,), True),
     "two hidden layers": lambda: society_samples(True, (8, 8), True),
+    "state indices": lambda: society_samples(True, (8, 8), False, indices=True),
     "monolithic": monolithic_samples,
 }
 
@@ -73,3 +76,16 @@ def test_the_compiled_update_equals_the_eager_one():
             ppo.update(samples)
     assert compiled.background is None  # switched to the compiled functions
     torch.testing.assert_close(compiled.agent.theta, eager.agent.theta, rtol=0, atol=1e-6)
+
+
+def test_state_indices_stand_for_one_hot_inputs():
+    net = StackedMLP([6, 8, 3], relu_layers=1)
+    theta = torch.randn(2, net.size)
+    states = torch.randint(0, 6, (2, 50, 1))
+    one_hot = torch.eye(6)[states[..., 0]]
+    torch.testing.assert_close(net(theta, states, 2), net(theta, one_hot, 2))
+    torch.testing.assert_close(net(theta, states[0], 1), net(theta, one_hot[0], 1))
+    grad_out = torch.randn(2, 50, 3)
+    (out, by_index), (_, dense) = net.forward_saving(theta, states), net.forward_saving(theta, one_hot)
+    torch.testing.assert_close(out, net(theta, one_hot, 2))
+    torch.testing.assert_close(net.backward(theta, by_index, grad_out), net.backward(theta, dense, grad_out))

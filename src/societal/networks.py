@@ -41,9 +41,11 @@ class StackedMLP:
             b.uniform_(-bound, bound)
 
     def __call__(self, theta: Tensor, x: Tensor, batch_dims: int = 1) -> Tensor:
+        """The output at ``x``: ``[B, …]`` shared by all learners (``batch_dims`` 1) or ``[K, B, …]`` per learner (2).
+        Integer inputs ``[…, 1]`` are state indices standing for one-hot vectors."""
         x = x.flatten(batch_dims)
         for n, (w, b) in enumerate(self.layers(theta)):
-            x = torch.matmul(x, w) + b if batch_dims == 1 else torch.baddbmm(b, x, w)
+            x = _linear(w, b, x, batch_dims)
             if n < self.relu_layers:
                 x = torch.relu(x)
         return x
@@ -53,23 +55,33 @@ class StackedMLP:
         inputs, h = [], x.flatten(2)
         for n, (w, b) in enumerate(self.layers(theta)):
             inputs.append(h)
-            h = torch.baddbmm(b, h, w)
+            h = _linear(w, b, h, 2)
             if n < self.relu_layers:
                 h = torch.relu(h)
         return h, inputs
 
     def backward(self, theta: Tensor, inputs: list[Tensor], grad_out: Tensor) -> Tensor:
         """``∂L/∂θ [K, size]`` from ``∂L/∂output [K, M, out]``, layer by layer from the last: for ``y = h W + b``,
-        ``∂W = hᵀ ∂y``, ``∂b = Σ_m ∂y``, ``∂h = ∂y Wᵀ``, zero where a ReLU made ``h`` zero."""
+        ``∂W = hᵀ ∂y``, ``∂b = Σ_m ∂y``, ``∂h = ∂y Wᵀ``, zero where a ReLU made ``h`` zero. For state indices,
+        ``∂W`` adds each ``∂y`` to the row of its state."""
         grads, g, layers = [], grad_out, self.layers(theta)
         for n in reversed(range(len(layers))):
             w, h = layers[n][0], inputs[n]
-            grads += [g.sum(1), torch.bmm(h.transpose(1, 2), g).flatten(1)]
+            d_w = (torch.bmm(h.transpose(1, 2), g) if h.is_floating_point()
+                   else torch.zeros_like(w).scatter_add_(1, h.expand(-1, -1, w.shape[2]), g))
+            grads += [g.sum(1), d_w.flatten(1)]
             if n:
                 g = torch.bmm(g, w.transpose(1, 2))
                 if n - 1 < self.relu_layers:
                     g = g * (h > 0)
         return torch.cat(grads[::-1], 1)
+
+
+def _linear(w: Tensor, b: Tensor, x: Tensor, batch_dims: int) -> Tensor:
+    """``x W + b`` for each learner's ``W [K, in, out]``; an integer ``x [..., 1]`` picks rows of ``W`` (one-hot)."""
+    if not x.is_floating_point():
+        return (w[:, x[:, 0]] if batch_dims == 1 else w.gather(1, x.expand(-1, -1, w.shape[2]))) + b
+    return torch.matmul(x, w) + b if batch_dims == 1 else torch.baddbmm(b, x, w)
 
 
 class StackedModule:

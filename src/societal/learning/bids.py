@@ -18,7 +18,8 @@ class BidLog:
         self.visits = torch.zeros(num_states, device=device)
 
     def visit(self, obs: Tensor) -> None:
-        self.visits += obs.sum(0)
+        """Count the auctions held at ``obs``: one-hot ``[B, S]`` or state indices ``[B, 1]``."""
+        self.visits += obs.sum(0) if obs.is_floating_point() else torch.bincount(obs[:, 0], minlength=len(self.visits))
 
     @torch.no_grad()
     def rows(self, society: Society, update: int, env_steps: int, wins: Tensor) -> list[dict]:

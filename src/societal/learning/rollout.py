@@ -37,7 +37,7 @@ class Collected:
 
 @dataclass
 class Rollout:
-    obs: Tensor  # [T, B, *obs_shape]
+    obs: Tensor  # [T, B, *obs_shape], or [T, B, 1] state indices for one-hot observations
     bids: Tensor  # [T, B, N]
     active: Tensor  # [T, B, N] bool: the bidder took part (agent dropout)
     winner: Tensor  # [T, B] bidder index
@@ -184,9 +184,9 @@ class Collector(Collecting):
 
     @torch.no_grad()
     def collect(self, steps: int) -> Rollout:
-        # The weights do not change within a rollout: with fewer states than environments, each state's
+        # The weights do not change within a rollout: with fewer states than auctions, each state's
         # distributions are computed once instead of at every step.
-        few_states = self.env.discrete and self.obs.shape[1] <= self.env.num_envs
+        few_states = self.env.discrete and self.obs.shape[1] <= steps * self.env.num_envs
         self.table = self.society.bidder_distributions(torch.eye(self.obs.shape[1], device=self.device)) \
             if few_states else None
         log = {k: [] for k in ("obs", "bids", "active", "winner", "first", "second", "market_first", "market_second",
@@ -206,7 +206,8 @@ class Collector(Collecting):
                 reward = reward + self.count_bonus(self.obs, primitive)
             done = tr.terminated | tr.truncated
             self.count(tr.env_return, done)
-            for k, v in (("obs", self.obs), ("bids", bids), ("active", taking_part), ("winner", winner),
+            seen = self.obs.argmax(1, keepdim=True) if self.env.discrete else self.obs  # one-hot: the state
+            for k, v in (("obs", seen), ("bids", bids), ("active", taking_part), ("winner", winner),
                          ("first", first), ("second", second), ("market_first", market[0]),
                          ("market_second", market[1]), ("reward", reward), ("duration", tr.duration),
                          ("last", done), ("resold", self.resold(tr))):
