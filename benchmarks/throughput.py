@@ -124,10 +124,12 @@ def main() -> None:
         print(f"{p:>6}{2 * p:>9}{r['step_ms']:>11.2f} ms{r['bid_ns']:>7.0f} ns{r['update_ms']:>9.0f} ms"
               f"{r['learner_ms']:>10.2f} ms")
 
-    print("\n4. toy-text tasks, eager training (env steps/s): a batched table against copies of the Gymnasium env")
+    print("\n4. toy-text tasks, training (env steps/s): a batched table against copies of the Gymnasium env")
+    print(f"{'task':<22}{'table, compiled':>17}{'table, eager':>14}{'copies, eager':>15}")
     for env_id in ("FrozenLake-v1", "Taxi-v4"):
-        table, copies = (training(env_id, updates=5, gym_copies=g)["total"] for g in (False, True))
-        print(f"{env_id:<22}{table:>10.0f}{copies:>10.0f}{table / copies:>7.1f}×")
+        runs = [training(env_id, compile=c, updates=5, gym_copies=g)["total"] for c, g in
+                ((True, False), (False, False), (False, True))]
+        print(f"{env_id:<22}{runs[0]:>17.0f}{runs[1]:>14.0f}{runs[2]:>15.0f}")
 
 
 if __name__ == "__main__":
