@@ -1,5 +1,7 @@
 """Generated finite tasks and tables of outcomes: determinism, hand-solved Q*, and toy-text tasks as tables."""
 
+import copy
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -88,6 +90,25 @@ def test_a_deterministic_toy_text_task_steps_as_its_table():
             assert (reward[i].item(), term[i].item(), trunc[i].item(), final[i].argmax().item()) == (r, te, tr, s)
             states[i] = e.reset()[0] if te or tr else s
     assert env.spec.max_episode_steps == 100
+
+
+@pytest.mark.parametrize("env_id,kwargs", [("FrozenLake-v1", {"map_name": "8x8"}),
+                                           ("CliffWalking-v1", {"is_slippery": True, "max_episode_steps": 60})])
+def test_a_stochastic_toy_text_task_steps_as_its_table_given_the_same_uniform_draws(env_id, kwargs, monkeypatch):
+    env = gym.make(env_id, **kwargs)
+    vec = make_vec(env_id, kwargs, 1, torch.device("cpu"))
+    assert isinstance(vec, TabularVecEnv)
+    state, obs, rng = env.reset(seed=5)[0], vec.reset(seed=5), np.random.default_rng(0)
+    for _ in range(400):
+        assert obs.argmax(1).item() == state
+        u = copy.deepcopy(env.unwrapped.np_random).random()  # the draw Gymnasium's next step will make
+        monkeypatch.setattr(torch, "rand", lambda *shape, u=u, **kw: torch.full(shape, u))
+        action = int(rng.integers(0, env.action_space.n))
+        obs, reward, term, trunc, final = vec.step(torch.tensor([action]))
+        monkeypatch.undo()
+        s, r, te, tr, _ = env.step(action)
+        assert (reward.item(), term.item(), trunc.item(), final.argmax().item()) == (r, te, tr, s)
+        state = env.reset()[0] if te or tr else s
 
 
 def test_a_stochastic_table_draws_outcomes_and_starts_with_the_table_probabilities():
