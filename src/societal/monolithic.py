@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from societal.networks import StackedMLP, as_one_mlp, build
+from societal.networks import UNGROUPED, Grouped, StackedMLP, Ungrouped, as_one_mlp, build
 
 
 class Monolithic(nn.Module):
@@ -50,19 +50,22 @@ class Monolithic(nn.Module):
         return self.head_terms(self.logits(obs), action)[:2]
 
     @staticmethod
-    def head_terms(logits: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Callable[[Tensor, Tensor], Tensor]]:
-        """``log π(a)``, ``H[π]`` at ``logits [K, M, P]``, and the map from ``(∂L/∂ log π, ∂L/∂H)`` to ``∂L/∂logits``:
-        ∂ log π(a)/∂z = onehot(a) − π and ∂H/∂z = −π (log π + H)."""
+    def head_terms(logits: Tensor, action: Tensor, group: Grouped | Ungrouped = UNGROUPED
+                   ) -> tuple[Tensor, Tensor, Callable[[Tensor, Tensor], Tensor]]:
+        """``log π(a)``, ``H[π]`` at ``logits [K, M, P]`` (per state, ``[K, S, P]``, where the samples are ``group``ed),
+        and the map from ``(∂L/∂ log π, ∂L/∂H)`` to ``∂L/∂logits``: ∂ log π(a)/∂z = onehot(a) − π and
+        ∂H/∂z = −π (log π + H)."""
         log_p = torch.log_softmax(logits, -1)
+        entropy = -(log_p.exp() * log_p).sum(-1)
+        log_p, entropy = group.pick(log_p), group.pick(entropy)
         p = log_p.exp()
-        log_prob, entropy = log_p.gather(-1, action.long()[..., None])[..., 0], -(p * log_p).sum(-1)
 
         def backward(grad_log_prob: Tensor, grad_entropy: Tensor) -> Tensor:
             one_hot = torch.nn.functional.one_hot(action.long(), logits.shape[-1]).to(p.dtype)
-            return (grad_log_prob[..., None] * (one_hot - p)
-                    - grad_entropy[..., None] * p * (log_p + entropy[..., None]))
+            return group.total(grad_log_prob[..., None] * (one_hot - p)
+                               - grad_entropy[..., None] * p * (log_p + entropy[..., None]))
 
-        return log_prob, entropy, backward
+        return log_p.gather(-1, action.long()[..., None])[..., 0], entropy, backward
 
     def values(self, obs: Tensor) -> Tensor:
         return self.value_net(self.value_theta, obs, obs.dim() - self.obs_ndim)[..., 0]

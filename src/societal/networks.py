@@ -77,6 +77,37 @@ class StackedMLP:
         return torch.cat(grads[::-1], 1)
 
 
+class Grouped:
+    """Samples grouped by the state they were taken in (indices ``at [K, M]`` into ``states``): what depends on the
+    state only is computed once per state and read by its samples (``pick``), and the samples' gradients are
+    summed into their state's (``total``)."""
+
+    def __init__(self, at: Tensor, states: int) -> None:
+        self.at, self.states = at, states
+
+    def pick(self, x: Tensor) -> Tensor:
+        """``[K, S, …]`` → ``[K, M, …]``."""
+        return x.gather(1, self.at if x.dim() == 2 else self.at[..., None].expand(-1, -1, x.shape[2]))
+
+    def total(self, x: Tensor) -> Tensor:
+        """``[K, M, …]`` → ``[K, S, …]``."""
+        index = self.at if x.dim() == 2 else self.at[..., None].expand(-1, -1, x.shape[2])
+        return x.new_zeros(x.shape[0], self.states, *x.shape[2:]).scatter_add_(1, index, x)
+
+
+class Ungrouped:
+    """Every sample its own state."""
+
+    @staticmethod
+    def pick(x: Tensor) -> Tensor:
+        return x
+
+    total = pick
+
+
+UNGROUPED = Ungrouped()
+
+
 def _linear(w: Tensor, b: Tensor, x: Tensor, batch_dims: int) -> Tensor:
     """``x W + b`` for each learner's ``W [K, in, out]``; an integer ``x [..., 1]`` picks rows of ``W`` (one-hot)."""
     if not x.is_floating_point():

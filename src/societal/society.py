@@ -24,39 +24,43 @@ import torch
 from torch import Tensor, nn
 
 from societal.mechanisms import auction
-from societal.networks import StackedMLP, as_one_mlp, build
+from societal.networks import UNGROUPED, Grouped, StackedMLP, Ungrouped, as_one_mlp, build
 
 BID_EPS = 1e-6  # bids are clamped to [ε, 1-ε] before log-probabilities
 
 
-def beta_terms(alpha: Tensor, beta: Tensor, bid: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+def beta_terms(alpha: Tensor, beta: Tensor, bid: Tensor, group: Grouped | Ungrouped = UNGROUPED
+               ) -> tuple[Tensor, Tensor, tuple]:
     """``(log π(bid), H[π], what ``beta_gradients`` needs)`` for π = Beta(α, β); bids clamped to [ε, 1 − ε]:
 
         log π(b) = (α−1) log b + (β−1) log(1−b) − log B(α, β)
         H[π]     = log B(α, β) − (α−1) ψ(α) − (β−1) ψ(β) + (α+β−2) ψ(α+β)
+
+    With a ``Grouped`` ``group``, α and β are per state and the bids per sample.
     """
     bid = bid.clamp(BID_EPS, 1 - BID_EPS)  # the 2020 code took log(0) at a float32 bid of exactly 0 or 1
     log_bid, log_1m_bid, total = bid.log(), (-bid).log1p(), alpha + beta
     psi_a, psi_b, psi_t = torch.digamma(alpha), torch.digamma(beta), torch.digamma(total)
     log_norm = torch.lgamma(alpha) + torch.lgamma(beta) - torch.lgamma(total)
-    log_prob = (alpha - 1) * log_bid + (beta - 1) * log_1m_bid - log_norm
-    entropy = log_norm - (alpha - 1) * psi_a - (beta - 1) * psi_b + (total - 2) * psi_t
-    return log_prob, entropy, (alpha, beta, total, log_bid, log_1m_bid, psi_a, psi_b, psi_t)
+    log_prob = group.pick(alpha - 1) * log_bid + group.pick(beta - 1) * log_1m_bid - group.pick(log_norm)
+    entropy = group.pick(log_norm - (alpha - 1) * psi_a - (beta - 1) * psi_b + (total - 2) * psi_t)
+    return log_prob, entropy, (alpha, beta, total, log_bid, log_1m_bid, psi_a, psi_b, psi_t, group)
 
 
-def beta_gradients(saved: tuple[Tensor, ...], grad_log_prob: Tensor, grad_entropy: Tensor) -> tuple[Tensor, Tensor]:
+def beta_gradients(saved: tuple, grad_log_prob: Tensor, grad_entropy: Tensor) -> tuple[Tensor, Tensor]:
     """``(∂L/∂α, ∂L/∂β)`` from ``∂L/∂ log π`` and ``∂L/∂H``; with ψ′ the trigamma function:
 
         ∂ log π / ∂α = log b − ψ(α) + ψ(α+β),        ∂H / ∂α = (α+β−2) ψ′(α+β) − (α−1) ψ′(α)
 
-    and symmetrically for β with log(1 − b).
+    and symmetrically for β with log(1 − b); summed over each state's samples where they are grouped.
     """
-    alpha, beta, total, log_bid, log_1m_bid, psi_a, psi_b, psi_t = saved
+    alpha, beta, total, log_bid, log_1m_bid, psi_a, psi_b, psi_t, group = saved
+    g_log_prob, g_entropy = group.total(grad_log_prob), group.total(grad_entropy)
     shared = (total - 2) * torch.polygamma(1, total)
-    d_alpha = grad_log_prob * (log_bid - psi_a + psi_t) + grad_entropy * (
-        shared - (alpha - 1) * torch.polygamma(1, alpha))
-    d_beta = grad_log_prob * (log_1m_bid - psi_b + psi_t) + grad_entropy * (
-        shared - (beta - 1) * torch.polygamma(1, beta))
+    d_alpha = (group.total(grad_log_prob * log_bid) + g_log_prob * (psi_t - psi_a)
+               + g_entropy * (shared - (alpha - 1) * torch.polygamma(1, alpha)))
+    d_beta = (group.total(grad_log_prob * log_1m_bid) + g_log_prob * (psi_t - psi_b)
+              + g_entropy * (shared - (beta - 1) * torch.polygamma(1, beta)))
     return d_alpha, d_beta
 
 
@@ -66,12 +70,12 @@ class BetaTerms(torch.autograd.Function):
     @staticmethod
     def forward(ctx, alpha: Tensor, beta: Tensor, bid: Tensor) -> tuple[Tensor, Tensor]:
         log_prob, entropy, saved = beta_terms(alpha, beta, bid)
-        ctx.save_for_backward(*saved)
+        ctx.save_for_backward(*saved[:-1])
         return log_prob, entropy
 
     @staticmethod
     def backward(ctx, grad_log_prob: Tensor, grad_entropy: Tensor) -> tuple[Tensor, Tensor, None]:
-        return (*beta_gradients(ctx.saved_tensors, grad_log_prob, grad_entropy), None)
+        return (*beta_gradients((*ctx.saved_tensors, UNGROUPED), grad_log_prob, grad_entropy), None)
 
 
 def beta_log_prob_entropy(alpha: Tensor, beta: Tensor, bid: Tensor) -> tuple[Tensor, Tensor]:
@@ -153,12 +157,14 @@ class Society(nn.Module):
         """Log-probability of ``bid [K, B]`` at ``obs`` and entropy of every learner's bid distribution."""
         return beta_log_prob_entropy(*self.distribution(obs), bid)
 
-    def head_terms(self, out: Tensor, bid: Tensor) -> tuple[Tensor, Tensor, Callable[[Tensor, Tensor], Tensor]]:
-        """``log π(bid)``, ``H[π]`` from the head's output ``out [K, M, 2]``, and the map from ``(∂L/∂ log π,
-        ∂L/∂H)`` to ``∂L/∂out``: with ∂μ/∂out₀ = μ(1 − μ) and ∂ν/∂out₁ = sigmoid(out₁),
-        ∂L/∂out₀ = (∂L/∂α − ∂L/∂β) ν μ(1 − μ) and ∂L/∂out₁ = (∂L/∂α μ + ∂L/∂β (1 − μ)) sigmoid(out₁)."""
+    def head_terms(self, out: Tensor, bid: Tensor, group: Grouped | Ungrouped = UNGROUPED
+                   ) -> tuple[Tensor, Tensor, Callable[[Tensor, Tensor], Tensor]]:
+        """``log π(bid)``, ``H[π]`` from the head's output ``out [K, M, 2]`` (per state, ``[K, S, 2]``, where the
+        samples are ``group``ed), and the map from ``(∂L/∂ log π, ∂L/∂H)`` to ``∂L/∂out``: with ∂μ/∂out₀ = μ(1 − μ)
+        and ∂ν/∂out₁ = sigmoid(out₁), ∂L/∂out₀ = (∂L/∂α − ∂L/∂β) ν μ(1 − μ) and
+        ∂L/∂out₁ = (∂L/∂α μ + ∂L/∂β (1 − μ)) sigmoid(out₁)."""
         alpha, beta = self._alpha_beta(out)
-        log_prob, entropy, saved = beta_terms(alpha, beta, bid)
+        log_prob, entropy, saved = beta_terms(alpha, beta, bid, group)
         mean, precision = torch.sigmoid(out[..., 0]), alpha + beta
 
         def backward(grad_log_prob: Tensor, grad_entropy: Tensor) -> Tensor:

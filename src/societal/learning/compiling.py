@@ -30,7 +30,9 @@ class Background:
         def compile_all() -> None:
             try:  # torch.compile's first call also imports the compiler (seconds): in the thread too
                 for name, args in examples.items():
-                    self.compiled[name] = torch.compile(self.functions[name])
+                    # A lower threshold keeps Inductor from inlining a state's special functions (lgamma,
+                    # digamma) into every sample that reads them: computed once per state, as written.
+                    self.compiled[name] = torch.compile(self.functions[name], options={"realize_opcount_threshold": 8})
                     self.compiled[name](*args)
                 self.done = True
             except Exception as e:  # a run never fails for want of speed: it goes on eagerly

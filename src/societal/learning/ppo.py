@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from societal.learning.compiling import Background
-from societal.networks import Stacked, StackedMLP
+from societal.networks import UNGROUPED, Grouped, Stacked, StackedMLP, Ungrouped
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
 Gradient = tuple[Tensor, Tensor, Tensor, Tensor]  # ∂L/∂θ and, for the statistics, (V − G)², H and ρ
@@ -43,8 +43,10 @@ class Agent(Protocol):
 
     def log_prob_entropy(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]: ...
 
-    def head_terms(self, out: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Callable[[Tensor, Tensor], Tensor]]:
-        """``log π(action)``, ``H[π]`` from ``policy_net``'s output, and ``(∂L/∂ log π, ∂L/∂H) ↦ ∂L/∂output``."""
+    def head_terms(self, out: Tensor, action: Tensor, group: Grouped | Ungrouped
+                   ) -> tuple[Tensor, Tensor, Callable[[Tensor, Tensor], Tensor]]:
+        """``log π(action)``, ``H[π]`` from ``policy_net``'s output (per state where the samples are ``group``ed),
+        and ``(∂L/∂ log π, ∂L/∂H) ↦ ∂L/∂output``."""
         ...
 
     def values(self, obs: Tensor) -> Tensor: ...
@@ -202,14 +204,18 @@ class PPO:
         then back through the policy's head (``head_terms``) and both MLPs (``StackedMLP.backward``).
         """
         agent, policy, value_theta = self.agent, theta[:, : self.agent.split], theta[:, self.agent.split :]
+        group, states = UNGROUPED, agent.policy_net.dims[0]
+        if not x.is_floating_point() and states < x.shape[1]:  # fewer states than samples: each state once
+            group, x = Grouped(x[..., 0], states), torch.arange(states, device=x.device).expand(len(x), -1)[..., None]
         out, policy_inputs = agent.policy_net.forward_saving(policy, x)
-        log_prob, entropy, head_backward = agent.head_terms(out, action)
+        log_prob, entropy, head_backward = agent.head_terms(out, action, group)
         value, value_inputs = agent.value_net.forward_saving(value_theta, x)
         ratio = torch.exp(log_prob - old_log_prob)
         unclipped = ratio * advantage <= ratio.clamp(1 - self.clip, 1 + self.clip) * advantage
-        value_error = value[..., 0] - target
+        value_error = group.pick(value[..., 0]) - target
         grad_out = head_backward(-weight * advantage * ratio * unclipped, -weight * entropy_coef)
+        grad_value = group.total(2 * weight * value_error)[..., None]
         grad = torch.cat([agent.policy_net.backward(policy, policy_inputs, grad_out),
-                          agent.value_net.backward(value_theta, value_inputs, (2 * weight * value_error)[..., None])
+                          agent.value_net.backward(value_theta, value_inputs, grad_value)
                           + 2 * self.value_l2 * value_theta], 1)
         return grad, value_error.square(), entropy, ratio
