@@ -81,6 +81,14 @@ def minibatches(valid: Tensor, size: int) -> tuple[Tensor, Tensor]:
     return order.view(k, batches, size).transpose(0, 1).contiguous(), weight.transpose(0, 1).contiguous()
 
 
+def grouped(x: Tensor, states: int) -> tuple[Grouped | Ungrouped, Tensor]:
+    """Per-learner inputs ``x [K, M, …]`` as groups of samples and the inputs to compute: with fewer states than
+    samples (state indices), each state once."""
+    if x.is_floating_point() or states >= x.shape[1]:
+        return UNGROUPED, x
+    return Grouped(x[..., 0], states), torch.arange(states, device=x.device).expand(len(x), -1)[..., None]
+
+
 class PPO:
     """The optimiser state of an agent's K learners (one Adam each, stacked) and their update."""
 
@@ -151,7 +159,13 @@ class PPO:
     def _prepare(self, obs: Tensor, action: Tensor, advantage: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
         """The log-probabilities of the actions (taken at ``obs``) before the update, and each learner's normalised
         advantages."""
-        old_log_prob = self.agent.log_prob_entropy(obs, action)[0]
+        agent = self.agent
+        if agent.policy_net is None:
+            old_log_prob = agent.log_prob_entropy(obs, action)[0]
+        else:
+            group, x = grouped(obs.expand(len(action), *obs.shape), agent.policy_net.dims[0])
+            out = agent.policy_net.forward_saving(agent.theta[:, : agent.split], x)[0]
+            old_log_prob = agent.head_terms(out, action, group)[0]
         n = valid.sum(1, keepdim=True)
         mean = (advantage * valid).sum(1, keepdim=True) / n.clamp(min=1)
         std = (((advantage - mean) ** 2 * valid).sum(1, keepdim=True) / (n - 1).clamp(min=1)).sqrt()
@@ -204,9 +218,7 @@ class PPO:
         then back through the policy's head (``head_terms``) and both MLPs (``StackedMLP.backward``).
         """
         agent, policy, value_theta = self.agent, theta[:, : self.agent.split], theta[:, self.agent.split :]
-        group, states = UNGROUPED, agent.policy_net.dims[0]
-        if not x.is_floating_point() and states < x.shape[1]:  # fewer states than samples: each state once
-            group, x = Grouped(x[..., 0], states), torch.arange(states, device=x.device).expand(len(x), -1)[..., None]
+        group, x = grouped(x, agent.policy_net.dims[0])
         out, policy_inputs = agent.policy_net.forward_saving(policy, x)
         log_prob, entropy, head_backward = agent.head_terms(out, action, group)
         value, value_inputs = agent.value_net.forward_saving(value_theta, x)
