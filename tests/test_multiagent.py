@@ -3,6 +3,7 @@
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from pettingzoo.test import parallel_api_test
@@ -62,3 +63,13 @@ def test_independent_learners_written_for_pettingzoo_learn_chain():
     env = AuctionEnv("societal/Chain-v0", mechanism="ccv")
     value = example.train(env, episodes=300, seed=1)
     assert example.greedy_choices(env, value)[:5] == [1, 1, 1, 1, 1]  # Right in every state before the goal
+
+
+def test_a_missing_or_non_finite_bid_is_one_clear_error():
+    env = AuctionEnv("societal/Chain-v0")
+    env.reset(seed=0)
+    bids = {a: np.array([0.5], np.float32) for a in env.agents}
+    with pytest.raises(ValueError, match="none from bidder_1"):
+        env.step({**bids, "bidder_1": np.array([np.nan], np.float32)})
+    with pytest.raises(ValueError, match="none from bidder_0"):
+        env.step({a: b for a, b in bids.items() if a != "bidder_0"})

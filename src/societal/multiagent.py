@@ -70,6 +70,9 @@ class AuctionEnv(ParallelEnv):
         return {a: self.obs for a in self.agents}, {a: {} for a in self.agents}
 
     def step(self, actions: dict) -> tuple[dict, dict, dict, dict, dict]:
+        missing = [a for a in self.agents if a not in actions or not np.isfinite(actions[a]).all()]
+        if missing:
+            raise ValueError(f"every present agent bids a finite number in [0, 1]; none from {', '.join(missing)}")
         present = [self.possible_agents.index(a) for a in self.agents]
         bids = torch.zeros(1, len(self.possible_agents))
         bids[0, present] = torch.tensor([float(np.clip(actions[self.possible_agents[i]], 0, 1)[0]) for i in present])
