@@ -91,7 +91,7 @@ def build_parser() -> Parser:
 
     def setting(flag: str, text: str, **kw) -> None:  # a Config field; not given: the preset's value
         paper = getattr(d, flag[2:].replace("-", "_"))
-        train.add_argument(flag, default=None, help=f"{text} (paper: {paper})", **kw)
+        train.add_argument(flag, default=None, help=f"{text} (paper: {'auto' if paper is None else paper})", **kw)
 
     setting("--agent", "a society of bidding primitives, or the monolithic PPO baseline",
             choices=["society", "monolithic"])
