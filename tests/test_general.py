@@ -60,7 +60,7 @@ def test_optimistic_bids_and_greedy_auctions():
 def test_count_bonus_pays_the_winner_less_at_each_repeat():
     env = TabularVecEnv(gym.make("societal/Chain-v0").unwrapped, 1, torch.device("cpu"))
     collector = Collector(Society((6,), 2), LiteralActions(2), env, "env", 0.99, False, bonus=0.3)
-    obs = torch.eye(6)[[0]]
+    obs = collector.observed(torch.eye(6)[[0]])  # state 0
     paid = [collector.count_bonus(obs, torch.tensor([1])).item() for _ in range(4)]
     assert paid == pytest.approx([0.3, 0.3 / 2**0.5, 0.3 / 3**0.5, 0.15])
     assert collector.count_bonus(obs, torch.tensor([0])).item() == pytest.approx(0.3)  # another primitive

@@ -56,9 +56,8 @@ class Monolithic(nn.Module):
         and the map from ``(∂L/∂ log π, ∂L/∂H)`` to ``∂L/∂logits``: ∂ log π(a)/∂z = onehot(a) − π and
         ∂H/∂z = −π (log π + H)."""
         log_p = torch.log_softmax(logits, -1)
-        entropy = -(log_p.exp() * log_p).sum(-1)
-        log_p, entropy = group.pick(log_p), group.pick(entropy)
         p = log_p.exp()
+        log_p, p, entropy = group.pick(log_p), group.pick(p), group.pick(-(p * log_p).sum(-1))
 
         def backward(grad_log_prob: Tensor, grad_entropy: Tensor) -> Tensor:
             one_hot = torch.nn.functional.one_hot(action.long(), logits.shape[-1]).to(p.dtype)

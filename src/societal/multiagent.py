@@ -44,6 +44,7 @@ class AuctionEnv(ParallelEnv):
         self.mechanism, self.gamma, self.dropout = mechanism, gamma, dropout
         self.scale, self.shift = reward_scale, reward_shift
         self.possible_agents = [f"bidder_{n}" for n in range(self.num_primitives * redundancy)]
+        self.index = {a: n for n, a in enumerate(self.possible_agents)}
         space = self.env.observation_space
         self.one_hot = isinstance(space, gym.spaces.Discrete)
         self._observation_space = (gym.spaces.Box(0.0, 1.0, obs_shape(space), np.float32) if self.one_hot
@@ -73,9 +74,9 @@ class AuctionEnv(ParallelEnv):
         missing = [a for a in self.agents if a not in actions or not np.isfinite(actions[a]).all()]
         if missing:
             raise ValueError(f"every present agent bids a finite number in [0, 1]; none from {', '.join(missing)}")
-        present = [self.possible_agents.index(a) for a in self.agents]
+        present = [self.index[a] for a in self.agents]
         bids = torch.zeros(1, len(self.possible_agents))
-        bids[0, present] = torch.tensor([float(np.clip(actions[self.possible_agents[i]], 0, 1)[0]) for i in present])
+        bids[0, present] = torch.tensor([float(np.clip(actions[a], 0, 1)[0]) for a in self.agents])
         active = torch.zeros_like(bids, dtype=torch.bool)
         active[0, present] = True
         winner, first, second = auction(bids, active)

@@ -43,19 +43,14 @@ class StackedMLP:
     def __call__(self, theta: Tensor, x: Tensor, batch_dims: int = 1) -> Tensor:
         """The output at ``x``: ``[B, …]`` shared by all learners (``batch_dims`` 1) or ``[K, B, …]`` per learner (2).
         Integer inputs ``[…, 1]`` are state indices standing for one-hot vectors."""
-        x = x.flatten(batch_dims)
-        for n, (w, b) in enumerate(self.layers(theta)):
-            x = _linear(w, b, x, batch_dims)
-            if n < self.relu_layers:
-                x = torch.relu(x)
-        return x
+        return self.forward_saving(theta, x, batch_dims)[0]
 
-    def forward_saving(self, theta: Tensor, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """The output at per-learner inputs ``x [K, M, …]``, and every layer's input (for ``backward``)."""
-        inputs, h = [], x.flatten(2)
+    def forward_saving(self, theta: Tensor, x: Tensor, batch_dims: int = 2) -> tuple[Tensor, list[Tensor]]:
+        """The output at ``x`` (per learner by default), and every layer's input (for ``backward``)."""
+        inputs, h = [], x.flatten(batch_dims)
         for n, (w, b) in enumerate(self.layers(theta)):
             inputs.append(h)
-            h = _linear(w, b, h, 2)
+            h = _linear(w, b, h, batch_dims)
             if n < self.relu_layers:
                 h = torch.relu(h)
         return h, inputs

@@ -163,9 +163,7 @@ class PPO:
         if agent.policy_net is None:
             old_log_prob = agent.log_prob_entropy(obs, action)[0]
         else:
-            group, x = grouped(obs.expand(len(action), *obs.shape), agent.policy_net.dims[0])
-            out = agent.policy_net.forward_saving(agent.theta[:, : agent.split], x)[0]
-            old_log_prob = agent.head_terms(out, action, group)[0]
+            old_log_prob = self.policy_terms(agent.theta, obs.expand(len(action), *obs.shape), action)[2]
         n = valid.sum(1, keepdim=True)
         mean = (advantage * valid).sum(1, keepdim=True) / n.clamp(min=1)
         std = (((advantage - mean) ** 2 * valid).sum(1, keepdim=True) / (n - 1).clamp(min=1)).sqrt()
@@ -207,6 +205,14 @@ class PPO:
             (grad,) = torch.autograd.grad(loss, theta)
         return grad, value_error.detach(), entropy.detach(), ratio.detach()
 
+    def policy_terms(self, theta: Tensor, x: Tensor, action: Tensor) -> tuple:
+        """For MLP agents at per-learner inputs ``x``: how the samples are grouped, the inputs computed (each state
+        once where states are fewer than samples), ``log π(action)``, ``H``, the head's backward map and every
+        policy layer's input."""
+        group, x = grouped(x, self.agent.policy_net.dims[0])
+        out, inputs = self.agent.policy_net.forward_saving(theta[:, : self.agent.split], x)
+        return group, x, *self.agent.head_terms(out, action, group), inputs
+
     def analytic_gradient(self, theta: Tensor, x: Tensor, action: Tensor, old_log_prob: Tensor, advantage: Tensor,
                           target: Tensor, weight: Tensor, entropy_coef: Tensor) -> Gradient:
         """The same by the chain rule, for MLP agents (no autograd graph: a few fused kernels when compiled).
@@ -218,9 +224,7 @@ class PPO:
         then back through the policy's head (``head_terms``) and both MLPs (``StackedMLP.backward``).
         """
         agent, policy, value_theta = self.agent, theta[:, : self.agent.split], theta[:, self.agent.split :]
-        group, x = grouped(x, agent.policy_net.dims[0])
-        out, policy_inputs = agent.policy_net.forward_saving(policy, x)
-        log_prob, entropy, head_backward = agent.head_terms(out, action, group)
+        group, x, log_prob, entropy, head_backward, policy_inputs = self.policy_terms(theta, x, action)
         value, value_inputs = agent.value_net.forward_saving(value_theta, x)
         ratio = torch.exp(log_prob - old_log_prob)
         unclipped = ratio * advantage <= ratio.clamp(1 - self.clip, 1 + self.clip) * advantage

@@ -150,6 +150,7 @@ class Collector(Collecting):
         self.active = draw_active(*shape, self.device) if dropout else torch.ones(shape, dtype=torch.bool,
                                                                                    device=self.device)
         self.wins = torch.zeros(self.obs.shape[1] if bonus else 0, society.num_primitives, device=self.device)
+        self.table: tuple[Tensor, Tensor] | None = None  # every state's (α, β) during a rollout (``collect``)
 
     def auction(self, bids: Tensor, means: Tensor, active: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(winner, first, second)``: the highest bid of the ``active`` bidders wins; the prices come from the
@@ -166,33 +167,37 @@ class Collector(Collecting):
         if not self.bootstrap_truncated or not tr.truncated.any():
             return torch.zeros_like(tr.reward)
         cut = tr.truncated & ~tr.terminated
-        _, first, second = self.auction(*self.bid_and_mean(tr.final_obs), self.active)
+        _, first, second = self.auction(*self.bid_and_mean(self.observed(tr.final_obs)), self.active)
         return MECHANISMS[self.mechanism](first, second)[0] * cut
 
-    def count_bonus(self, obs: Tensor, primitive: Tensor) -> Tensor:
-        """bonus / √n(s, primitive), n counting this win too (one-hot observations)."""
-        index = (obs.argmax(1), primitive)
+    def count_bonus(self, state: Tensor, primitive: Tensor) -> Tensor:
+        """bonus / √n(s, primitive), n counting this win too (state indices ``[B, 1]``)."""
+        index = (state[:, 0], primitive)
         self.wins.index_put_(index, torch.ones_like(primitive, dtype=self.wins.dtype), accumulate=True)
         return self.bonus * self.wins[index].rsqrt()
 
-    def bid_and_mean(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        """Bids and their means at ``obs``; one-hot observations read every state's distributions from ``table``."""
+    def observed(self, obs: Tensor) -> Tensor:
+        """What the society sees: one-hot observations as state indices ``[B, 1]``, others as they are."""
+        return obs.argmax(1, keepdim=True) if self.env.discrete else obs
+
+    def bid_and_mean(self, seen: Tensor) -> tuple[Tensor, Tensor]:
+        """Bids and their means at ``seen`` (``observed``); states read their distributions from ``table``."""
         if self.table is None:
-            return self.society.bid_and_mean(obs)
-        state = obs.argmax(1)
-        return sample_bids(self.table[0][state], self.table[1][state])
+            return self.society.bid_and_mean(seen)
+        return sample_bids(self.table[0][seen[:, 0]], self.table[1][seen[:, 0]])
 
     @torch.no_grad()
     def collect(self, steps: int) -> Rollout:
         # The weights do not change within a rollout: with fewer states than auctions, each state's
         # distributions are computed once instead of at every step.
         few_states = self.env.discrete and self.obs.shape[1] <= steps * self.env.num_envs
-        self.table = self.society.bidder_distributions(torch.eye(self.obs.shape[1], device=self.device)) \
-            if few_states else None
+        states = torch.arange(self.obs.shape[1], device=self.device)[:, None]
+        self.table = self.society.bidder_distributions(states) if few_states else None
         log = {k: [] for k in ("obs", "bids", "active", "winner", "first", "second", "market_first", "market_second",
                                 "reward", "duration", "last", "resold")}
         for _ in range(steps):
-            bids, means = self.bid_and_mean(self.obs)
+            seen = self.observed(self.obs)
+            bids, means = self.bid_and_mean(seen)
             winner, first, second = self.auction(bids, means, self.active)
             taking_part, market = self.active, (first, second)
             if self.explore:
@@ -203,10 +208,9 @@ class Collector(Collecting):
             tr = self.primitives.apply(self.env, self.obs, primitive)
             reward = self.scale * tr.reward + self.shift
             if self.bonus:
-                reward = reward + self.count_bonus(self.obs, primitive)
+                reward = reward + self.count_bonus(seen, primitive)
             done = tr.terminated | tr.truncated
             self.count(tr.env_return, done)
-            seen = self.obs.argmax(1, keepdim=True) if self.env.discrete else self.obs  # one-hot: the state
             for k, v in (("obs", seen), ("bids", bids), ("active", taking_part), ("winner", winner),
                          ("first", first), ("second", second), ("market_first", market[0]),
                          ("market_second", market[1]), ("reward", reward), ("duration", tr.duration),
@@ -216,7 +220,7 @@ class Collector(Collecting):
                 self.active = torch.where(done[:, None], draw_active(*self.active.shape, self.device), self.active)
             self.obs = tr.obs
         r = {k: torch.stack(v) for k, v in log.items()}
-        _, next_first, next_second = self.auction(*self.bid_and_mean(self.obs), self.active)
+        _, next_first, next_second = self.auction(*self.bid_and_mean(self.observed(self.obs)), self.active)
         market = (r["market_first"], r["market_second"]) if self.explore else None
         auctions = r["first"], r["second"], r["last"], next_first, next_second, market
         discount = self.gamma ** r["duration"]
