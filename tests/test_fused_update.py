@@ -28,9 +28,9 @@ def society_samples(clone: bool, hidden: tuple, dropout: bool, indices: bool = F
                             valid, c)
 
 
-def monolithic_samples() -> tuple[Monolithic, Samples]:
+def monolithic_samples(factorized: bool = False) -> tuple[Monolithic, Samples]:
     torch.manual_seed(0)
-    agent = Monolithic((6,), 4, (16, 16))
+    agent = Monolithic((6,), 4, (16, 16), factorized=factorized)
     with torch.no_grad():
         agent.theta.normal_(0, 0.5)
     obs = torch.eye(6)[torch.randint(0, 6, (300,))]
@@ -45,6 +45,7 @@ CASES = {
     "two hidden layers": lambda: society_samples(True, (8, 8), True),
     "state indices": lambda: society_samples(True, (8, 8), False, indices=True),
     "monolithic": monolithic_samples,
+    "factorized": lambda: monolithic_samples(factorized=True),
 }
 
 
@@ -89,3 +90,12 @@ def test_state_indices_stand_for_one_hot_inputs():
     (out, by_index), (_, dense) = net.forward_saving(theta, states), net.forward_saving(theta, one_hot)
     torch.testing.assert_close(out, net(theta, one_hot, 2))
     torch.testing.assert_close(net.backward(theta, by_index, grad_out), net.backward(theta, dense, grad_out))
+
+
+def test_a_factorized_policy_is_one_mlp_per_choice():
+    agent, samples = monolithic_samples(factorized=True)
+    net, theta = agent.policy_net, agent.theta[:, : agent.split]
+    logits = agent.logits(samples.obs)[0]
+    for p in range(4):  # choice p's logit is the p-th MLP's output alone
+        own = net.one(theta[:, p * net.one.size : (p + 1) * net.one.size], samples.obs)[0, :, 0]
+        torch.testing.assert_close(logits[:, p], own)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from societal.config import PRESETS, Config
+from societal.config import AGENTS, PRESETS, Config
 from societal.errors import SocietalError, SocietalWarning, Stopped
 from societal.experiments.paper import EXPERIMENTS, commands, conditions
 from societal.mechanisms import MECHANISMS
@@ -93,8 +93,8 @@ def build_parser() -> Parser:
         paper = getattr(d, flag[2:].replace("-", "_"))
         train.add_argument(flag, default=None, help=f"{text} (paper: {'auto' if paper is None else paper})", **kw)
 
-    setting("--agent", "a society of bidding primitives, or the monolithic PPO baseline",
-            choices=["society", "monolithic"])
+    setting("--agent", "a society of bidding primitives, the monolithic PPO baseline, or factorized PPO (one MLP "
+            "per primitive's logit)", choices=list(AGENTS))
     setting("--mechanism", "auction mechanism", choices=list(MECHANISMS))
     setting("--redundancy", "bidders per primitive (r)", type=int)
     setting("--clone", "redundant bidders share weights (cloned society)", action=argparse.BooleanOptionalAction)

@@ -16,7 +16,7 @@ from societal.mechanisms import MECHANISMS
 from societal.networks import NETWORKS
 
 PRICES = ("sampled", "mean")
-AGENTS = ("society", "monolithic")
+AGENTS = ("society", "monolithic", "factorized")
 DEVICES = ("cpu", "cuda", "auto")
 
 
@@ -31,7 +31,8 @@ class Config:
     eval_env_kwargs: dict = field(default_factory=dict)
     """Evaluation overrides of ``env_kwargs`` (e.g. ``{"split": "test"}`` for MentalRotation)."""
     agent: str = "society"
-    """``society`` (bidding primitives) or ``monolithic`` (one categorical policy over the primitives)."""
+    """``society`` (bidding primitives), ``monolithic`` (one categorical policy over the primitives) or
+    ``factorized`` (the same with one MLP per primitive giving its logit: the follow-up's factorized PPO)."""
     options: tuple[str, ...] = ()
     """Run folders of monolithic runs whose policies become the primitives (frozen options);
     empty: the environment's actions are the primitives."""

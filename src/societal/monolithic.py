@@ -3,6 +3,9 @@
 It is the paper's flat baseline (over literal actions), its hierarchical baseline (over options),
 and the agent that pre-trains options. It shares the networks, the PPO update and the run outputs
 of a society: it is a single learner (K = 1) whose head has one logit per primitive.
+
+``factorized``: the follow-up's factorized PPO (its §6 baseline): one MLP per primitive, each giving that
+primitive's logit, so that no weight is shared between choices, while the softmax still couples them.
 """
 
 from __future__ import annotations
@@ -19,21 +22,30 @@ class Monolithic(nn.Module):
     """A categorical policy and a value function over ``num_primitives`` choices."""
 
     def __init__(self, obs_shape: tuple[int, ...] | list[int], num_primitives: int,
-                 hidden: tuple[int, ...] | list[int] = (16,), network: str = "mlp", num_learners: int = 1) -> None:
+                 hidden: tuple[int, ...] | list[int] = (16,), network: str = "mlp", num_learners: int = 1,
+                 factorized: bool = False) -> None:
         super().__init__()
         self.spec = dict(obs_shape=list(obs_shape), num_primitives=num_primitives, hidden=list(hidden),
-                         network=network)
+                         network=network, **({"factorized": True} if factorized else {}))
         # More than one learner only to run several trained policies in one pass (stacked options).
         self.obs_ndim, self.num_primitives, self.num_learners = len(obs_shape), num_primitives, num_learners
         # The original's categorical policies have a ReLU before their output layer (MLP([d, 16, A])).
         self.encoder, features, self.value_net = build(network, tuple(obs_shape), tuple(hidden), relu_features=True)
         self.head = StackedMLP([features, num_primitives], relu_layers=0)
-        self.policy_net = as_one_mlp(self.encoder, self.head)  # where it exists, PPO computes gradients by hand
-        self.split = self.encoder.size + self.head.size
+        self.factorized = factorized
+        if factorized and network != "mlp":
+            raise ValueError(f"a factorized policy is a set of MLPs; network must be 'mlp', got {network!r}")
+        # where it exists, PPO computes gradients by hand
+        self.policy_net = (FactorizedMLP(self.encoder.dims, num_primitives) if factorized
+                           else as_one_mlp(self.encoder, self.head))
+        self.split = self.policy_net.size if factorized else self.encoder.size + self.head.size
         self.theta = nn.Parameter(torch.empty(num_learners, self.split + self.value_net.size))
         with torch.no_grad():
-            self.encoder.init_(self.theta[:, : self.encoder.size])
-            self.head.init_(self.theta[:, self.encoder.size : self.split])
+            if factorized:
+                self.policy_net.init_(self.theta[:, : self.split])
+            else:
+                self.encoder.init_(self.theta[:, : self.encoder.size])
+                self.head.init_(self.theta[:, self.encoder.size : self.split])
             self.value_net.init_(self.value_theta)
 
     @property
@@ -43,6 +55,8 @@ class Monolithic(nn.Module):
     def logits(self, obs: Tensor) -> Tensor:
         """``[K, B, P]`` at ``obs [B, *obs_shape]`` (or ``[K, B, *obs_shape]``)."""
         batch_dims = obs.dim() - self.obs_ndim
+        if self.factorized:
+            return self.policy_net(self.theta[:, : self.split], obs, batch_dims)
         features = self.encoder(self.theta[:, : self.encoder.size], obs, batch_dims)
         return self.head(self.theta[:, self.encoder.size : self.split], features, 2)
 
@@ -74,3 +88,35 @@ class Monolithic(nn.Module):
         """A sampled primitive for each observation (``greedy``: the most probable): ``[B]``."""
         logits = self.logits(obs)[0]
         return logits.argmax(-1) if greedy else torch.distributions.Categorical(logits=logits).sample()
+
+
+class FactorizedMLP:
+    """P MLPs ``dims[0] → … → dims[-1] → 1`` (ReLU after each hidden layer) whose outputs are P logits, with
+    ``StackedMLP``'s interface: learner k's parameters are row k, P blocks of columns, one per MLP."""
+
+    def __init__(self, dims: list[int], choices: int) -> None:
+        self.one, self.choices = StackedMLP([*dims, 1], len(dims) - 1), choices
+        self.size, self.dims = choices * self.one.size, [dims[0], choices]
+
+    def rows(self, theta: Tensor) -> Tensor:
+        """``[K, P·size]`` → ``[K·P, size]``: each MLP its own row."""
+        return theta.reshape(-1, self.one.size)
+
+    @torch.no_grad()
+    def init_(self, theta: Tensor) -> None:
+        rows = self.rows(theta).clone()  # theta may be a slice of the agent's parameters, where rows cannot be a view
+        self.one.init_(rows)
+        theta.copy_(rows.view_as(theta))
+
+    def __call__(self, theta: Tensor, x: Tensor, batch_dims: int = 1) -> Tensor:
+        return self.forward_saving(theta, x, batch_dims)[0]
+
+    def forward_saving(self, theta: Tensor, x: Tensor, batch_dims: int = 2) -> tuple[Tensor, list[Tensor]]:
+        if batch_dims == 2:  # learner k's inputs go to each of its P MLPs
+            x = x.repeat_interleave(self.choices, 0)
+        out, inputs = self.one.forward_saving(self.rows(theta), x, batch_dims)  # [K·P, B, 1]
+        return out.view(len(theta), self.choices, -1).transpose(1, 2), inputs
+
+    def backward(self, theta: Tensor, inputs: list[Tensor], grad_out: Tensor) -> Tensor:
+        grad = grad_out.transpose(1, 2).reshape(-1, grad_out.shape[1], 1)
+        return self.one.backward(self.rows(theta), inputs, grad).view(len(theta), -1)

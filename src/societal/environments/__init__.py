@@ -2,6 +2,7 @@
 
 import gymnasium as gym
 
+from societal.environments import transfer
 from societal.environments.mdp import FiniteMDP, value_iteration
 from societal.environments.tabular import Bandit, Chain, Duality, TabularEnv, finite_mdp
 
@@ -26,6 +27,8 @@ for _name, (_room, _goal) in {
             entry_point="societal.environments.tworooms:TwoRooms",
             kwargs={"start_room": _room, "goal": _goal},
         )
+
+transfer.register()  # the follow-up's transfer tasks (its §6)
 
 if "societal/MentalRotation-v0" not in gym.registry:  # MNIST and the classifier load only when it is made
     gym.register(id="societal/MentalRotation-v0", entry_point="societal.environments.mental_rotation:MentalRotation")

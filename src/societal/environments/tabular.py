@@ -4,7 +4,9 @@ transition table ``P`` (FrozenLake, Taxi, CliffWalking), and the generated tasks
 A table lists the outcomes of every (state, action): outcome k happens with probability
 ``prob[s, a, k]``, leads to ``next_state[s, a, k]``, pays ``reward[s, a, k]`` and ends the episode
 if ``terminal[s, a, k]``. Episodes start in a state drawn from ``start`` and are truncated after
-``horizon`` steps (``None``: never). ``TabularEnv`` serves a table as a Gymnasium environment;
+``horizon`` steps (``None``: never). The agent sees a state one-hot, or as its row of ``features`` where a task
+encodes its states otherwise (the follow-up's two-hot (state, key) codes). ``TabularEnv`` serves a table as a
+Gymnasium environment;
 ``TabularVecEnv`` steps many copies at once in torch.
 """
 
@@ -21,14 +23,15 @@ from societal.environments.state import SavedState
 
 class TabularEnv(gym.Env):
     """A finite MDP with ``Discrete`` observations. Tables are ``[S, A, K]`` (K outcomes) or ``[S, A]``
-    (deterministic); ``start`` is a state or a distribution over states."""
+    (deterministic); ``start`` is a state or a distribution over states; ``features [S, D]``: what the agent sees
+    of each state (a ``Box``; ``None``: the state itself, ``Discrete``)."""
 
     metadata = {"render_modes": ["ansi"]}  # noqa: RUF012  (Gymnasium convention)
     action_names: tuple[str, ...] = ()
     """Names of the actions, for plots (``action k`` where empty)."""
 
     def __init__(self, next_state, reward, terminal, start: int | np.ndarray, horizon: int | None,
-                 prob=None, render_mode=None) -> None:
+                 prob=None, render_mode=None, features: np.ndarray | None = None) -> None:
         def outcomes(x, dtype) -> np.ndarray:
             x = np.asarray(x, dtype=dtype)
             return x[..., None] if x.ndim == 2 else x
@@ -40,14 +43,19 @@ class TabularEnv(gym.Env):
         num_states, num_actions, _ = self.next_state.shape
         self.start = np.eye(num_states)[start] if np.ndim(start) == 0 else np.asarray(start, dtype=np.float64)
         self.horizon, self.render_mode = horizon, render_mode
-        self.observation_space = gym.spaces.Discrete(num_states)
+        self.features = None if features is None else np.asarray(features, dtype=np.float32)
+        self.observation_space = (gym.spaces.Discrete(num_states) if features is None
+                                  else gym.spaces.Box(0.0, 1.0, self.features.shape[1:], np.float32))
         self.action_space = gym.spaces.Discrete(num_actions)
         self.state, self.t = int(self.start.argmax()), 0
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self.state, self.t = int(self.np_random.choice(len(self.start), p=self.start)), 0
-        return self.state, {}
+        return self.observe(self.state), {}
+
+    def observe(self, state: int) -> int | np.ndarray:
+        return state if self.features is None else self.features[state].copy()
 
     def step(self, action):
         s, a = self.state, int(action)
@@ -55,13 +63,13 @@ class TabularEnv(gym.Env):
         self.state, self.t = int(self.next_state[s, a, k]), self.t + 1
         terminated = bool(self.terminal[s, a, k])
         truncated = not terminated and self.horizon is not None and self.t >= self.horizon
-        return self.state, float(self.reward[s, a, k]), terminated, truncated, {}
+        return self.observe(self.state), float(self.reward[s, a, k]), terminated, truncated, {}
 
     def render(self):
         return f"t={self.t} state={self.state}"
 
     def mdp(self) -> FiniteMDP:
-        n = self.observation_space.n
+        n = len(self.next_state)
         onward = self.prob * ~self.terminal  # [S, A, K]: probability mass that goes on
         transition = np.zeros((n, self.action_space.n, n))
         s, a, _ = np.indices(self.next_state.shape)
@@ -178,7 +186,6 @@ class TabularVecEnv(SavedState):
     Outcomes and start states are drawn from the copies' own random stream (``reset(seed)`` seeds it).
     """
 
-    discrete = True
     STATE = ("state", "t")
 
     def __init__(self, env: TabularEnv, num_envs: int, device: torch.device) -> None:
@@ -193,7 +200,9 @@ class TabularVecEnv(SavedState):
         self.fixed_start = int(env.start.argmax()) if env.start.max() == 1 else None
         self.horizon = env.horizon
         self.generator = torch.Generator(device)
-        self.eye = torch.eye(self.num_states, device=device)
+        self.discrete = env.features is None  # observations are one-hot states
+        self.seen = (torch.eye(self.num_states, device=device) if self.discrete
+                    else torch.as_tensor(env.features, device=device))  # row s: what state s looks like
         self.state = torch.zeros(num_envs, dtype=torch.long, device=device)
         self.t = torch.zeros(num_envs, dtype=torch.long, device=device)
 
@@ -207,7 +216,7 @@ class TabularVecEnv(SavedState):
             self.generator.manual_seed(seed)
         self.state = torch.zeros_like(self.state) + self._starts()
         self.t.zero_()
-        return self.eye[self.state]
+        return self.seen[self.state]
 
     def step(self, action: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         sa = self.state * self.num_actions + action
@@ -225,4 +234,4 @@ class TabularVecEnv(SavedState):
         done = terminated | truncated
         self.state = torch.where(done, self._starts(), final)
         self.t.masked_fill_(done, 0)
-        return self.eye[self.state], reward, terminated, truncated, self.eye[final]
+        return self.seen[self.state], reward, terminated, truncated, self.seen[final]

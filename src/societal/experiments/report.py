@@ -64,6 +64,10 @@ def summarize(name: str, root: Path) -> pd.DataFrame:
         from societal.experiments import markets
 
         return markets.summarize(root)
+    if name.startswith("modularity"):
+        from societal.experiments import modularity
+
+        return modularity.summarize(root, modularity.families(name))
     runs = read_runs(root / name)
     if not runs:
         raise SocietalError(f"no runs of {name!r} under {root / name}; run them with --for-real first")

@@ -95,7 +95,8 @@ def build(config: Config, transfer: bool = True) -> Parts:
         collector = Collector(agent, primitives, vec, c.mechanism, c.gamma, c.dropout, c.reward_scale,
                               c.reward_shift, c.seed, c.price, c.explore, c.bonus, c.bootstrap_truncated)
     else:
-        agent = fitted(lambda: Monolithic(shape, primitives.num_primitives, c.hidden, c.network), vec, c.network)
+        agent = fitted(lambda: Monolithic(shape, primitives.num_primitives, c.hidden, c.network,
+                                          factorized=c.agent == "factorized"), vec, c.network)
         collector = MonolithicCollector(agent, primitives, vec, c.gamma, c.gae_lambda, c.reward_scale,
                                         c.reward_shift, seed=c.seed)
     carried = transfer and bool(c.init_from) and load_parent(c, agent, primitives)

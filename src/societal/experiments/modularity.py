@@ -1,0 +1,184 @@
+"""The follow-up's modularity benchmark (Chang, Kaushik, Levine, Griffiths, ICML 2021, §6) as ``societal train``
+commands: per task family, pretrain on its training task, then train on each transfer task from the pretrained
+weights (``--init-from``) and from scratch, for the cloned Vickrey society, monolithic PPO and factorized PPO.
+
+The follow-up's finding to check: the society's updates touch only the primitives whose decisions the change
+concerns, and it transfers faster than PPO. ``summarize`` measures both: env steps until the evaluation return
+is optimal after the change (transfer and from scratch), and how much each primitive's weights moved.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from societal.errors import SocietalError
+
+# family → (pretraining task, transfer tasks); invariance also goes back to V1 after V2 (forgetting)
+FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "linear": ("LinABC", ("LinABD", "LinAEC", "LinFBC")),
+    "common-ancestor": ("ComAncABAC", ("ComAncDBDC", "ComAncABAE", "ComAncAEAF")),
+    "common-descendant": ("ComDescACBC", ("ComDescAFBF", "ComDescDCEC", "ComDescACDC")),
+    "invariance": ("InvarV1", ("InvarV2",)),
+    "bandit": ("Bandit", ("BanditTransfer",)),
+}
+AGENTS = {"society": ["--agent", "society", "--mechanism", "ccv"], "monolithic": ["--agent", "monolithic"],
+          "factorized": ["--agent", "factorized"]}
+# The follow-up's networks (two hidden layers of 20); PPO as in the paper.
+COMMON = ["--preset", "paper", "--set", "hidden=(20,20)", "--set", "eval_every=10"]
+PRETRAIN_STEPS, TRANSFER_STEPS = 2_000_000, 1_000_000
+OPTIMUM = 0.8 * 0.975  # every task pays 0.8 once; optimal when ≥ 97.5 % of evaluation episodes collect it
+CHANGED = 1e-3  # a weight "changed" during transfer if it moved by more than this
+
+
+def families(experiment: str) -> list[str]:
+    """The families of experiment ``modularity`` (all) or ``modularity-<family>``."""
+    return list(FAMILIES) if experiment == "modularity" else [experiment.removeprefix("modularity-")]
+
+
+def commands(seeds: range, root: Path, scale: float = 1.0, only: list[str] | None = None
+             ) -> list[tuple[Path, list[str]]]:
+    """``(run folder, argv after 'societal')`` of every run: ``<root>/modularity/<family>/<agent>-<stage>/seed<k>``,
+    stages ``pretrain``, ``transfer-<task>``, ``scratch-<task>`` (invariance also ``back-InvarV1``)."""
+    out = []
+    for family in only or FAMILIES:
+        first, transfers = FAMILIES[family]
+        stages = [("pretrain", first, PRETRAIN_STEPS, None)]
+        for task in transfers:
+            stages += [(f"transfer-{task}", task, TRANSFER_STEPS, "pretrain"),
+                       (f"scratch-{task}", task, TRANSFER_STEPS, None)]
+        if family == "invariance":
+            stages.append((f"back-{first}", first, TRANSFER_STEPS, f"transfer-{transfers[0]}"))
+        for agent, flags in AGENTS.items():
+            for seed in seeds:
+                folder = {stage: root / "modularity" / family / f"{agent}-{stage}" / f"seed{seed}"
+                          for stage, *_ in stages}
+                for stage, task, steps, parent in stages:
+                    start = ["--init-from", str(folder[parent])] if parent else []
+                    out.append((folder[stage], ["train", f"societal/{task}-v0", *flags, *COMMON, "--steps",
+                                                str(max(1, int(steps * scale))), *start, "--seed", str(seed),
+                                                "--out", str(folder[stage])]))
+    return out
+
+
+def concerned(before: str, after: str) -> list[int]:
+    """The primitives whose decisions the change from task ``before`` to ``after`` concerns: the best action at an
+    observation on the optimal path of either task differs (Q* with γ = 0.99)."""
+    from societal.environments import finite_mdp, value_iteration
+    from societal.environments.vector import make
+    from societal.exact import visited_by
+
+    def best(task: str) -> set[tuple[bytes, int]]:
+        env = make(f"societal/{task}-v0").unwrapped
+        mdp = finite_mdp(env)
+        q = value_iteration(mdp, 0.99)
+        seen = env.features if env.features is not None else np.eye(len(q))
+        path = visited_by(mdp, np.eye(q.shape[1])[q.argmax(1)])
+        return {(seen[s].tobytes(), int(q[s].argmax())) for s in np.flatnonzero(path)}
+
+    return sorted({a for _, a in best(before) ^ best(after)})
+
+
+def weight_change(run: Path) -> dict[str, float]:
+    """Per primitive (and shared part), the % of its policy weights that moved by more than ``CHANGED`` between
+    the pretrained weights the transfer started from and its last ones."""
+    from societal.modularity import changed, policy_parts
+    from societal.run import load
+
+    config = json.loads((run / "config.json").read_text())
+    before, after = load(config["init_from"], "best").agent, load(run, "last").agent
+    return changed(before.theta.detach(), after.theta.detach(), policy_parts(after), CHANGED)
+
+
+def cross_dependence(run: Path) -> float:
+    """The follow-up's criterion on the first update of transfer run ``run``: the largest relative change of one
+    primitive's gradient when another primitive's weights move (0: modular; ``societal.modularity``)."""
+    from societal.config import Config
+    from societal.learning.build import build
+    from societal.modularity import gradient_dependence
+
+    parts = build(Config.from_dict(json.loads((run / "config.json").read_text())))
+    d = gradient_dependence(parts.learner, parts.collector.gather(parts.steps_per_rollout).samples)
+    return max(d[j][k] for j in d for k in d if j != k and "shared" not in (j, k))
+
+
+def summarize(root: Path, only: list[str] | None = None) -> pd.DataFrame:
+    """One row per run: env steps to the optimum and, for transfers, the weight change per primitive; then per
+    (family, condition) the median over seeds. Draws ``<family>/transfer.png`` and ``<family>/weights.png``."""
+    from societal.experiments.report import evaluations, read_runs
+
+    rows = []
+    for family in only or FAMILIES:
+        first, transfers = FAMILIES[family]
+        runs = read_runs(root / "modularity" / family)
+        for folder, metrics in runs.items():
+            ev = metrics.dropna(subset=["eval_return_mean"])
+            hit = ev[ev.eval_return_mean >= OPTIMUM]
+            agent, stage = folder.parent.name.split("-", 1)
+            row = {"family": family, "agent": agent, "stage": stage, "seed": folder.name,
+                   "env_steps": int(metrics.env_steps.iloc[-1]),
+                   "eval_return": round(float(ev.eval_return_mean.iloc[-1]), 3) if len(ev) else None,
+                   "steps_to_optimum": int(hit.env_steps.iloc[0]) if len(hit) else None}
+            if stage.startswith(("transfer-", "back-")) and (folder / "checkpoints" / "last.pt").is_file():
+                task = stage.split("-", 1)[1]
+                change = weight_change(folder)
+                mine = {f"p{k}" for k in concerned(first if task != first else transfers[0], task)}
+                row["concerned"] = " ".join(sorted(mine))
+                row["changed_concerned_pct"] = round(np.mean([v for k, v in change.items() if k in mine]), 1)
+                row["changed_others_pct"] = round(np.mean([v for k, v in change.items() if k not in mine]), 1)
+                row["changed_per_part"] = " ".join(f"{k}:{v:.0f}" for k, v in change.items())
+                row["cross_dependence"] = round(cross_dependence(folder), 4)
+            rows.append(row)
+        if runs:
+            plot_family(root / "modularity" / family, evaluations(runs), [r for r in rows if r["family"] == family])
+    if not rows:
+        raise SocietalError(f"no runs of 'modularity' under {root / 'modularity'}; run them with --for-real first")
+    table = pd.DataFrame(rows)
+    numeric = ["steps_to_optimum", "eval_return", *(c for c in table if c.startswith("changed_") and "part" not in c),
+               *(["cross_dependence"] if "cross_dependence" in table else [])]
+    median = table.groupby(["family", "agent", "stage"])[numeric].median().reset_index()
+    median["seed"] = "median"
+    return pd.concat([table, median], ignore_index=True).astype({"steps_to_optimum": "Int64", "env_steps": "Int64"})
+
+
+def plot_family(folder: Path, curves: dict[str, list[pd.DataFrame]], rows: list[dict]) -> None:
+    """Transfer curves (median and 10–90 % band over seeds; transfer solid, from scratch dashed) per transfer
+    task, and the % of each primitive's policy weights that changed during each transfer (median over seeds)."""
+    from societal.plots import _save, figure
+
+    stages = sorted({c.split("-", 1)[1] for c in curves if not c.endswith("pretrain")} - {""}, key=lambda s: s[::-1])
+    tasks = sorted({s.split("-", 1)[1] for s in stages})
+    fig, axes = figure(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for n, agent in enumerate(AGENTS):
+            for stage, style in (("transfer", "-"), ("back", "-"), ("scratch", "--")):
+                evals = curves.get(f"{agent}-{stage}-{task}")
+                if not evals:
+                    continue
+                grid = np.linspace(0, min(e.env_steps.max() for e in evals), 100)
+                seeds = np.stack([np.interp(grid, e.env_steps, e.eval_return_mean) for e in evals])
+                low, mid, high = np.percentile(seeds, [10, 50, 90], axis=0)
+                ax.plot(grid, mid, style, color=f"C{n}", label=f"{agent} {stage} ({len(evals)})")
+                ax.fill_between(grid, low, high, color=f"C{n}", alpha=0.15, lw=0)
+        ax.axhline(OPTIMUM, color="grey", lw=0.5)
+        ax.set(xlabel="env steps", ylabel="evaluation return", title=task)
+        ax.legend(fontsize=7)
+    _save(fig, folder / "transfer.png")
+
+    changed = pd.DataFrame([dict(r, **dict(kv.split(":") for kv in r["changed_per_part"].split()))
+                            for r in rows if "changed_per_part" in r])
+    if changed.empty:
+        return
+    parts = [c for c in changed if c.startswith("p") and c[1:].isdigit()] + (["shared"] if "shared" in changed else [])
+    changed[parts] = changed[parts].apply(pd.to_numeric)
+    grid = changed.groupby(["agent", "stage"])[parts].median()
+    fig, ax = figure(figsize=(1.2 + 0.6 * len(parts), 0.9 + 0.35 * len(grid)))
+    image = ax.imshow(grid.to_numpy(float), vmin=0, vmax=100, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(parts)), parts)
+    ax.set_yticks(range(len(grid)), [f"{a} {s}" for a, s in grid.index], fontsize=7)
+    ax.set_title(f"% of policy weights that moved > {CHANGED:g} in transfer", fontsize=8)
+    fig.colorbar(image, ax=ax)
+    _save(fig, folder / "weights.png")
