@@ -159,6 +159,8 @@ class Config:
         for f, (ok, allowed) in RANGES.items():
             need(ok(getattr(self, f)), f"{f} must be {allowed}, got {getattr(self, f)!r}")
         need(self.options or not self.train_options, "train_options needs options (--options RUN …)")
+        need(self.agent != "factorized" or self.network == "mlp",
+             f"a factorized policy is one MLP per primitive: network must be mlp, got {self.network!r}")
         need(self.auction_steps_per_update >= self.num_envs,
              f"auction_steps_per_update ({self.auction_steps_per_update}) must be at least num_envs ({self.num_envs})")
         return self

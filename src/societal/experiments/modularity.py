@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from societal.errors import SocietalError
+from societal.experiments.runs import band, evaluations, read_runs
 
 # family → (pretraining task, transfer tasks); invariance also goes back to V1 after V2 (forgetting)
 FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -108,8 +109,6 @@ def cross_dependence(run: Path) -> float:
 def summarize(root: Path, only: list[str] | None = None) -> pd.DataFrame:
     """One row per run: env steps to the optimum and, for transfers, the weight change per primitive; then per
     (family, condition) the median over seeds. Draws ``<family>/transfer.png`` and ``<family>/weights.png``."""
-    from societal.experiments.report import evaluations, read_runs
-
     rows = []
     for family in only or FAMILIES:
         first, transfers = FAMILIES[family]
@@ -158,9 +157,7 @@ def plot_family(folder: Path, curves: dict[str, list[pd.DataFrame]], rows: list[
                 evals = curves.get(f"{agent}-{stage}-{task}")
                 if not evals:
                     continue
-                grid = np.linspace(0, min(e.env_steps.max() for e in evals), 100)
-                seeds = np.stack([np.interp(grid, e.env_steps, e.eval_return_mean) for e in evals])
-                low, mid, high = np.percentile(seeds, [10, 50, 90], axis=0)
+                grid, low, mid, high = band(evals, "env_steps")
                 ax.plot(grid, mid, style, color=f"C{n}", label=f"{agent} {stage} ({len(evals)})")
                 ax.fill_between(grid, low, high, color=f"C{n}", alpha=0.15, lw=0)
         ax.axhline(OPTIMUM, color="grey", lw=0.5)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from societal.errors import SocietalError
+from societal.experiments.runs import band, evaluations, read_runs
 
 # The evaluation return that counts as solved (bandit: the best arm wins ≥ 95% of evaluation episodes,
 # 0.95 · 0.8 + 0.05 · 0.6 ≥ 0.79)
@@ -96,35 +97,16 @@ def summarize_folder(folder: Path) -> pd.DataFrame:
     return pd.concat([table, summary.reset_index()], ignore_index=True).round(4)
 
 
-def read_runs(folder: Path) -> dict[Path, pd.DataFrame]:
-    """The metrics of every run folder ``<folder>/<condition>/seed<k>``, each file read once."""
-    return {f.parent: pd.read_csv(f) for f in sorted(folder.glob("*/seed*/metrics.csv"))}
-
-
-def evaluations(runs: dict[Path, pd.DataFrame]) -> dict[str, list[pd.DataFrame]]:
-    """condition → the evaluation rows of each of its seeds that has evaluated."""
-    curves: dict[str, list[pd.DataFrame]] = {}
-    for folder, metrics in runs.items():
-        if len(ev := metrics.dropna(subset=["eval_return_mean"])):
-            curves.setdefault(folder.parent.name, []).append(ev)
-    return curves
-
-
 def plot_conditions(curves: dict[str, list[pd.DataFrame]], xs: tuple[str, ...], title: str, path: Path,
                     xlim: dict[str, float] | None = None) -> None:
     """Evaluation return of each condition (its seeds' ``evaluations``) against each of ``xs``: the median and
-    10–90 % band over seeds (as the paper draws its curves), on the range every seed reached; ``xlim`` caps
-    an axis."""
-    import numpy as np
-
+    10–90 % band over seeds (``band``); ``xlim`` caps an axis."""
     from societal.plots import _save, figure
 
     fig, axes = figure(1, len(xs), figsize=(5.5 * len(xs), 4), squeeze=False)
     for condition, evals in curves.items():
         for ax, x in zip(axes[0], xs):
-            grid = np.linspace(0, min(e[x].max() for e in evals), 100)
-            seeds = np.stack([np.interp(grid, e[x], e.eval_return_mean) for e in evals])
-            low, mid, high = np.percentile(seeds, [10, 50, 90], axis=0)
+            grid, low, mid, high = band(evals, x)
             ax.plot(grid, mid, label=f"{condition} ({len(evals)} seeds)")
             ax.fill_between(grid, low, high, alpha=0.2, lw=0)
             ax.set(xlabel=x.replace("_", " "), ylabel="evaluation return", title=title)
