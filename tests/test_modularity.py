@@ -51,5 +51,7 @@ def test_parts_cover_every_policy_weight_once():
     agent = Monolithic((10,), 4, (20,), factorized=True)
     after = agent.theta.detach().clone()
     after[0, policy_parts(agent)["p2"][1][:10]] += 0.01
+    share = 10 / agent.policy_net.one.size
     assert changed(agent.theta.detach(), after, policy_parts(agent)) == {
-        "p0": 0.0, "p1": 0.0, "p2": pytest.approx(100 * 10 / agent.policy_net.one.size), "p3": 0.0}
+        "p0": (0.0, 0.0), "p1": (0.0, 0.0), "p2": (pytest.approx(0.01 * share), pytest.approx(100 * share)),
+        "p3": (0.0, 0.0)}

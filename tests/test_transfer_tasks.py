@@ -123,7 +123,7 @@ def test_pretrain_then_transfer_end_to_end(tmp_path):
     assert set(transfers.index) == {"society", "monolithic", "factorized"}
     assert (transfers.concerned == "p2 p3").all()
     assert transfers.cross_dependence["society"] == 0 and (transfers.cross_dependence.drop("society") > 0).all()
-    parts = transfers.changed_per_part.str.split()
+    parts = transfers.dw_per_part.str.split()
     assert len(parts["society"]) == 6 and len(parts["factorized"]) == 6 and parts["monolithic"][-1].startswith("shared")
     assert (tmp_path / "modularity" / "linear" / "transfer.png").is_file()
     assert (tmp_path / "modularity" / "linear" / "weights.png").is_file()

@@ -38,10 +38,11 @@ def policy_parts(agent: Society | Monolithic) -> Parts:
             "shared": (0, torch.arange(e))}
 
 
-def changed(before: Tensor, after: Tensor, parts: Parts, threshold: float = 1e-3) -> dict[str, float]:
-    """Per part, the % of its weights that moved by more than ``threshold`` from ``before`` to ``after`` (θs)."""
-    return {name: float(100 * ((after[row, cols] - before[row, cols]).abs() > threshold).float().mean())
-            for name, (row, cols) in parts.items()}
+def changed(before: Tensor, after: Tensor, parts: Parts, threshold: float = 1e-3) -> dict[str, tuple[float, float]]:
+    """Per part, from ``before`` to ``after`` (θs): the mean |Δw| of its weights, and the % that moved by more than
+    ``threshold``."""
+    moved = {name: (after[row, cols] - before[row, cols]).abs() for name, (row, cols) in parts.items()}
+    return {name: (float(d.mean()), float(100 * (d > threshold).float().mean())) for name, d in moved.items()}
 
 
 def gradient_dependence(ppo: PPO, samples: Samples, scale: float = 0.1, seed: int = 0) -> dict[str, dict[str, float]]:

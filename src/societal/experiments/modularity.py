@@ -83,9 +83,9 @@ def concerned(before: str, after: str) -> list[int]:
     return sorted({a for _, a in best(before) ^ best(after)})
 
 
-def weight_change(run: Path) -> dict[str, float]:
-    """Per primitive (and shared part), the % of its policy weights that moved by more than ``CHANGED`` between
-    the pretrained weights the transfer started from and its last ones."""
+def weight_change(run: Path) -> dict[str, tuple[float, float]]:
+    """Per primitive (and shared part), the mean |Δw| of its policy weights and the % that moved by more than
+    ``CHANGED``, from the pretrained weights the transfer started from to its last ones."""
     from societal.modularity import changed, policy_parts
     from societal.run import load
 
@@ -106,6 +106,22 @@ def cross_dependence(run: Path) -> float:
     return max(d[j][k] for j in d for k in d if j != k and "shared" not in (j, k))
 
 
+def transfer_measures(run: Path, before: str, after: str) -> dict:
+    """What the transfer run ``run`` from task ``before`` to ``after`` changed: the concerned primitives, the mean
+    |Δw| and % of weights moved of those and of the others (and their ratio, ``concentration``), and the
+    criterion on its first update."""
+    change = weight_change(run)
+    mine = {f"p{k}" for k in concerned(before, after)}
+    row: dict = {"concerned": " ".join(sorted(mine))}
+    for i, measure in enumerate(("dw", "moved_pct")):
+        for group, names in (("concerned", mine), ("others", set(change) - mine - {"shared"})):
+            row[f"{measure}_{group}"] = round(float(np.mean([change[k][i] for k in names])), 4)
+    row["concentration"] = round(row["dw_concerned"] / row["dw_others"], 2)
+    row["dw_per_part"] = " ".join(f"{k}:{v[0]:.4f}" for k, v in change.items())
+    row["cross_dependence"] = round(cross_dependence(run), 4)
+    return row
+
+
 def summarize(root: Path, only: list[str] | None = None) -> pd.DataFrame:
     """One row per run: env steps to the optimum and, for transfers, the weight change per primitive; then per
     (family, condition) the median over seeds. Draws ``<family>/transfer.png`` and ``<family>/weights.png``."""
@@ -123,21 +139,16 @@ def summarize(root: Path, only: list[str] | None = None) -> pd.DataFrame:
                    "steps_to_optimum": int(hit.env_steps.iloc[0]) if len(hit) else None}
             if stage.startswith(("transfer-", "back-")) and (folder / "checkpoints" / "last.pt").is_file():
                 task = stage.split("-", 1)[1]
-                change = weight_change(folder)
-                mine = {f"p{k}" for k in concerned(first if task != first else transfers[0], task)}
-                row["concerned"] = " ".join(sorted(mine))
-                row["changed_concerned_pct"] = round(np.mean([v for k, v in change.items() if k in mine]), 1)
-                row["changed_others_pct"] = round(np.mean([v for k, v in change.items() if k not in mine]), 1)
-                row["changed_per_part"] = " ".join(f"{k}:{v:.0f}" for k, v in change.items())
-                row["cross_dependence"] = round(cross_dependence(folder), 4)
+                row |= transfer_measures(folder, first if task != first else transfers[0], task)
             rows.append(row)
         if runs:
             plot_family(root / "modularity" / family, evaluations(runs), [r for r in rows if r["family"] == family])
     if not rows:
         raise SocietalError(f"no runs of 'modularity' under {root / 'modularity'}; run them with --for-real first")
     table = pd.DataFrame(rows)
-    numeric = ["steps_to_optimum", "eval_return", *(c for c in table if c.startswith("changed_") and "part" not in c),
-               *(["cross_dependence"] if "cross_dependence" in table else [])]
+    measures = ["dw_concerned", "dw_others", "concentration", "moved_pct_concerned", "moved_pct_others",
+                "cross_dependence"]
+    numeric = ["steps_to_optimum", "eval_return", *(c for c in measures if c in table)]
     median = table.groupby(["family", "agent", "stage"])[numeric].median().reset_index()
     median["seed"] = "median"
     return pd.concat([table, median], ignore_index=True).astype({"steps_to_optimum": "Int64", "env_steps": "Int64"})
@@ -145,7 +156,7 @@ def summarize(root: Path, only: list[str] | None = None) -> pd.DataFrame:
 
 def plot_family(folder: Path, curves: dict[str, list[pd.DataFrame]], rows: list[dict]) -> None:
     """Transfer curves (median and 10–90 % band over seeds; transfer solid, from scratch dashed) per transfer
-    task, and the % of each primitive's policy weights that changed during each transfer (median over seeds)."""
+    task, and the mean |Δw| of each primitive's policy weights during each transfer (median over seeds)."""
     from societal.plots import _save, figure
 
     stages = sorted({c.split("-", 1)[1] for c in curves if not c.endswith("pretrain")} - {""}, key=lambda s: s[::-1])
@@ -165,17 +176,22 @@ def plot_family(folder: Path, curves: dict[str, list[pd.DataFrame]], rows: list[
         ax.legend(fontsize=7)
     _save(fig, folder / "transfer.png")
 
-    changed = pd.DataFrame([dict(r, **dict(kv.split(":") for kv in r["changed_per_part"].split()))
-                            for r in rows if "changed_per_part" in r])
+    changed = pd.DataFrame([dict(r, **dict(kv.split(":") for kv in r["dw_per_part"].split()))
+                            for r in rows if "dw_per_part" in r])
     if changed.empty:
         return
     parts = [c for c in changed if c.startswith("p") and c[1:].isdigit()] + (["shared"] if "shared" in changed else [])
     changed[parts] = changed[parts].apply(pd.to_numeric)
     grid = changed.groupby(["agent", "stage"])[parts].median()
     fig, ax = figure(figsize=(1.2 + 0.6 * len(parts), 0.9 + 0.35 * len(grid)))
-    image = ax.imshow(grid.to_numpy(float), vmin=0, vmax=100, cmap="viridis", aspect="auto")
+    image = ax.imshow(grid.to_numpy(float), vmin=0, cmap="viridis", aspect="auto")
+    concerns = changed.groupby(["agent", "stage"]).concerned.first()
+    for y, key in enumerate(grid.index):  # the primitives the change concerns
+        for x, part in enumerate(parts):
+            if part in concerns[key].split():
+                ax.text(x, y, "×", ha="center", va="center", color="white")
     ax.set_xticks(range(len(parts)), parts)
     ax.set_yticks(range(len(grid)), [f"{a} {s}" for a, s in grid.index], fontsize=7)
-    ax.set_title(f"% of policy weights that moved > {CHANGED:g} in transfer", fontsize=8)
+    ax.set_title("mean |Δw| of each primitive's policy\nin transfer (median over seeds; ×: concerned)", fontsize=8)
     fig.colorbar(image, ax=ax)
     _save(fig, folder / "weights.png")
