@@ -89,6 +89,17 @@ def test_q_star_by_hand():
     assert q[0].tolist() == pytest.approx([0.8, 0.4, 0.6, 0.2])
 
 
+@pytest.mark.parametrize("task", GRAPHS)
+def test_the_start_is_worth_the_reward_discounted_over_the_shortest_path(task):
+    """Three decisions in the linear chains, two in every other family (by hand: 0.8 γ² and 0.8 γ)."""
+    env = gym.make(f"societal/{task}-v0").unwrapped
+    q = value_iteration(finite_mdp(env), G)
+    steps = 3 if task.startswith("Lin") else 2
+    v = 0.8 * G ** (steps - 1)
+    for s in np.flatnonzero(env.start):  # one action moves on, every other one stays
+        assert np.sort(q[s]).tolist() == pytest.approx([G * v] * (q.shape[1] - 1) + [v])
+
+
 def test_vectorised_twin_sees_the_two_hot_codes():
     env = gym.make("societal/ComAncABAC-v0").unwrapped
     vec = TabularVecEnv(env, 64, torch.device("cpu"))

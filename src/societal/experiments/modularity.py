@@ -115,8 +115,8 @@ def transfer_measures(run: Path, before: str, after: str) -> dict:
     row: dict = {"concerned": " ".join(sorted(mine))}
     for i, measure in enumerate(("dw", "moved_pct")):
         for group, names in (("concerned", mine), ("others", set(change) - mine - {"shared"})):
-            row[f"{measure}_{group}"] = round(float(np.mean([change[k][i] for k in names])), 4)
-    row["concentration"] = round(row["dw_concerned"] / row["dw_others"], 2)
+            row[f"{measure}_{group}"] = round(float(np.mean([change[k][i] for k in names])), 4) if names else None
+    row["concentration"] = round(row["dw_concerned"] / row["dw_others"], 2) if row["dw_others"] else None
     row["dw_per_part"] = " ".join(f"{k}:{v[0]:.4f}" for k, v in change.items())
     row["cross_dependence"] = round(cross_dependence(run), 4)
     return row
