@@ -1,6 +1,7 @@
 """The PPO update with gradients by hand (and compiled) equals the update through autograd."""
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -99,3 +100,14 @@ def test_a_factorized_policy_is_one_mlp_per_choice():
     for p in range(4):  # choice p's logit is the p-th MLP's output alone
         own = net.one(theta[:, p * net.one.size : (p + 1) * net.one.size], samples.obs)[0, :, 0]
         torch.testing.assert_close(logits[:, p], own)
+
+
+def test_state_indices_stand_for_their_codes():
+    """A task that codes its states (two-hot) trains on state indices; the update equals the one on the codes."""
+    society, samples = society_samples(True, (8, 8), True, indices=True)
+    codes = torch.rand(6, 6)
+    coded, dense = PPO(society, **HP, codes=codes), PPO(copy.deepcopy(society), **HP)
+    for ppo, obs in ((coded, samples.obs), (dense, codes[samples.obs[:, 0]])):
+        torch.manual_seed(1)
+        ppo.update(dataclasses.replace(samples, obs=obs))
+    torch.testing.assert_close(coded.agent.theta, dense.agent.theta, rtol=0, atol=1e-6)

@@ -201,8 +201,8 @@ class TabularVecEnv(SavedState):
         self.horizon = env.horizon
         self.generator = torch.Generator(device)
         self.discrete = env.features is None  # observations are one-hot states
-        self.seen = (torch.eye(self.num_states, device=device) if self.discrete
-                    else torch.as_tensor(env.features, device=device))  # row s: what state s looks like
+        self.codes = None if self.discrete else torch.as_tensor(env.features, device=device)
+        self.seen = torch.eye(self.num_states, device=device) if self.discrete else self.codes  # row s: state s
         self.state = torch.zeros(num_envs, dtype=torch.long, device=device)
         self.t = torch.zeros(num_envs, dtype=torch.long, device=device)
 

@@ -67,7 +67,7 @@ def _tables(cls: type, start_room: int, goal: str, view: int, see_through_walls:
 class TwoRoomsVecEnv(SavedState):
     """``num_envs`` copies of one TwoRooms task stepped together in torch, reset in the same step."""
 
-    discrete = False
+    discrete, codes = False, None
     STATE = ("state", "t")
 
     def __init__(self, env: TwoRooms, num_envs: int, device: torch.device | str = "cpu") -> None:

@@ -18,6 +18,7 @@ from societal.errors import SocietalError
 class VecEnv(Protocol):
     num_envs: int
     discrete: bool  # observations are one-hot states
+    codes: Tensor | None  # [S, D]: a finite task's observation of each state, where they are not one-hot
     resumable: bool  # state_dict() holds its whole state (episodes in progress go on after a resume)
 
     def state_dict(self) -> dict: ...
@@ -76,7 +77,7 @@ class GymVecEnv:
     env's state cannot be saved: a resumed run starts new episodes from seeded resets.
     """
 
-    resumable = False
+    resumable, codes = False, None
 
     def state_dict(self) -> dict:
         return {}

@@ -61,12 +61,12 @@ def resolve_device(name: str) -> torch.device:
 AUTO_COMPILE_STEPS = 2_000_000  # compiling pays off within about 10 s of eager training
 
 
-def make_ppo(agent: Society | Monolithic, c: Config, device: torch.device) -> PPO:
+def make_ppo(agent: Society | Monolithic, c: Config, device: torch.device, codes: torch.Tensor | None = None) -> PPO:
     compile = c.compile if c.compile is not None else (
         agent.policy_net is not None and device.type == "cpu" and c.steps >= AUTO_COMPILE_STEPS)
     return PPO(agent, policy_lr=c.policy_lr, value_lr=c.value_lr, clip=c.clip, entropy=c.entropy,
                value_l2=c.value_l2, max_grad_norm=c.max_grad_norm, minibatch=c.minibatch, epochs=c.epochs,
-               compile=compile)
+               compile=compile, codes=codes)
 
 
 def primitive_names(config: Config, env: gym.Env, num_primitives: int) -> tuple[str, ...]:
@@ -107,7 +107,7 @@ def build(config: Config, transfer: bool = True) -> Parts:
         bids = BidLog(shape[0], names, q_star(c, probe), device)
     return Parts(
         config=c, device=device, primitives=primitives, agent=agent, collector=collector,
-        learner=make_ppo(agent, c, device),
+        learner=make_ppo(agent, c, device, vec.codes),
         option_learner=make_ppo(primitives.net, primitives.config, device) if c.train_options else None, tuned=tuned,
         eval_env=make_eval_env(c, c.eval_episodes, device),  # built once (MNIST, MiniGrid tables)
         eval_primitives=primitives.frozen() if c.train_options else primitives,  # its steps are not training data

@@ -81,21 +81,26 @@ def minibatches(valid: Tensor, size: int) -> tuple[Tensor, Tensor]:
     return order.view(k, batches, size).transpose(0, 1).contiguous(), weight.transpose(0, 1).contiguous()
 
 
-def grouped(x: Tensor, states: int) -> tuple[Grouped | Ungrouped, Tensor]:
+def grouped(x: Tensor, states: int, codes: Tensor | None = None) -> tuple[Grouped | Ungrouped, Tensor]:
     """Per-learner inputs ``x [K, M, …]`` as groups of samples and the inputs to compute: with fewer states than
-    samples (state indices), each state once."""
-    if x.is_floating_point() or states >= x.shape[1]:
+    samples (state indices), each state once; ``codes [S, D]``: what the agent sees of each state index."""
+    if x.is_floating_point():
+        return UNGROUPED, x
+    if codes is not None:
+        return Grouped(x[..., 0], len(codes)), codes.expand(len(x), *codes.shape)
+    if states >= x.shape[1]:
         return UNGROUPED, x
     return Grouped(x[..., 0], states), torch.arange(states, device=x.device).expand(len(x), -1)[..., None]
 
 
 class PPO:
-    """The optimiser state of an agent's K learners (one Adam each, stacked) and their update."""
+    """The optimiser state of an agent's K learners (one Adam each, stacked) and their update; ``codes``: what the
+    agent sees of the state indices its samples may hold (``VecEnv.codes``; None: one-hot)."""
 
     def __init__(self, agent: Agent, *, policy_lr: float, value_lr: float, clip: float, entropy: float,
                  value_l2: float, max_grad_norm: float, minibatch: int, epochs: int = 1,
-                 compile: bool = False) -> None:
-        self.agent, self.minibatch, self.epochs = agent, minibatch, epochs
+                 compile: bool = False, codes: Tensor | None = None) -> None:
+        self.agent, self.minibatch, self.epochs, self.codes = agent, minibatch, epochs, codes
         self.clip, self.entropy, self.value_l2, self.max_grad_norm = clip, entropy, value_l2, max_grad_norm
         theta = agent.theta
         self.lr = torch.full((1, theta.shape[1]), value_lr, device=theta.device)
@@ -209,7 +214,7 @@ class PPO:
         """For MLP agents at per-learner inputs ``x``: how the samples are grouped, the inputs computed (each state
         once where states are fewer than samples), ``log π(action)``, ``H``, the head's backward map and every
         policy layer's input."""
-        group, x = grouped(x, self.agent.policy_net.dims[0])
+        group, x = grouped(x, self.agent.policy_net.dims[0], self.codes)
         out, inputs = self.agent.policy_net.forward_saving(theta[:, : self.agent.split], x)
         return group, x, *self.agent.head_terms(out, action, group), inputs
 

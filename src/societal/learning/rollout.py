@@ -37,7 +37,7 @@ class Collected:
 
 @dataclass
 class Rollout:
-    obs: Tensor  # [T, B, *obs_shape], or [T, B, 1] state indices for one-hot observations
+    obs: Tensor  # [T, B, *obs_shape], or [T, B, 1] state indices for finite tasks (``Collector.current``)
     bids: Tensor  # [T, B, N]
     active: Tensor  # [T, B, N] bool: the bidder took part (agent dropout)
     winner: Tensor  # [T, B] bidder index
@@ -47,6 +47,7 @@ class Rollout:
     last: Tensor  # [T, B] bool: step t ended its episode
     episode_returns: Tensor  # undiscounted return of each environment's last complete episode (Collecting)
     env_steps: int
+    codes: Tensor | None = None  # [S, D]: what the society sees of each state index (``VecEnv.codes``)
 
 
     @torch.no_grad()
@@ -63,12 +64,13 @@ class Rollout:
         k, c = society.num_learners, society.samples_per_learner
         t, b, _ = self.bids.shape
         obs = self.obs.flatten(0, 1)
+        value = society.values(obs) if self.codes is None else society.values(self.codes)[:, obs[:, 0]]
 
         def per_learner(x: Tensor) -> Tensor:  # [T, B, N] → [K, T·B·c]; sample e was bid at obs[e // c]
             return x.reshape(t * b, c, k).permute(2, 0, 1).reshape(k, t * b * c)
 
         utility = per_learner(self.utility)
-        advantage = utility - society.values(obs).repeat_interleave(c, 1)
+        advantage = utility - value.repeat_interleave(c, 1)
         return Samples(obs, per_learner(self.bids), utility, advantage, per_learner(self.active), c)
 
 
@@ -149,7 +151,9 @@ class Collector(Collecting):
         shape = (env.num_envs, society.num_bidders)
         self.active = draw_active(*shape, self.device) if dropout else torch.ones(shape, dtype=torch.bool,
                                                                                    device=self.device)
-        self.wins = torch.zeros(self.obs.shape[1] if bonus else 0, society.num_primitives, device=self.device)
+        self.codes = env.codes
+        states = len(self.codes) if self.codes is not None else self.obs.shape[1]
+        self.wins = torch.zeros(states if bonus else 0, society.num_primitives, device=self.device)
         self.table: tuple[Tensor, Tensor] | None = None  # every state's (α, β) during a rollout (``collect``)
 
     def auction(self, bids: Tensor, means: Tensor, active: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -180,23 +184,28 @@ class Collector(Collecting):
         """What the society sees: one-hot observations as state indices ``[B, 1]``, others as they are."""
         return obs.argmax(1, keepdim=True) if self.env.discrete else obs
 
+    def current(self) -> Tensor:
+        """``observed`` of the environments' current observations; where a finite task codes its states otherwise
+        (``VecEnv.codes``), their state indices."""
+        return self.env.state[:, None] if self.codes is not None else self.observed(self.obs)
+
     def bid_and_mean(self, seen: Tensor) -> tuple[Tensor, Tensor]:
-        """Bids and their means at ``seen`` (``observed``); states read their distributions from ``table``."""
-        if self.table is None:
+        """Bids and their means at ``seen`` (``observed``); state indices read their distributions from ``table``."""
+        if self.table is None or seen.is_floating_point():
             return self.society.bid_and_mean(seen)
         return sample_bids(self.table[0][seen[:, 0]], self.table[1][seen[:, 0]])
 
     @torch.no_grad()
     def collect(self, steps: int) -> Rollout:
         # The weights do not change within a rollout: with fewer states than auctions, each state's
-        # distributions are computed once instead of at every step.
+        # distributions are computed once instead of at every step (always where states are coded).
         few_states = self.env.discrete and self.obs.shape[1] <= steps * self.env.num_envs
-        states = torch.arange(self.obs.shape[1], device=self.device)[:, None]
-        self.table = self.society.bidder_distributions(states) if few_states else None
+        states = torch.arange(self.obs.shape[1], device=self.device)[:, None] if self.codes is None else self.codes
+        self.table = self.society.bidder_distributions(states) if few_states or self.codes is not None else None
         log = {k: [] for k in ("obs", "bids", "active", "winner", "first", "second", "market_first", "market_second",
                                 "reward", "duration", "last", "resold")}
         for _ in range(steps):
-            seen = self.observed(self.obs)
+            seen = self.current()
             bids, means = self.bid_and_mean(seen)
             winner, first, second = self.auction(bids, means, self.active)
             taking_part, market = self.active, (first, second)
@@ -220,7 +229,7 @@ class Collector(Collecting):
                 self.active = torch.where(done[:, None], draw_active(*self.active.shape, self.device), self.active)
             self.obs = tr.obs
         r = {k: torch.stack(v) for k, v in log.items()}
-        _, next_first, next_second = self.auction(*self.bid_and_mean(self.observed(self.obs)), self.active)
+        _, next_first, next_second = self.auction(*self.bid_and_mean(self.current()), self.active)
         market = (r["market_first"], r["market_second"]) if self.explore else None
         auctions = r["first"], r["second"], r["last"], next_first, next_second, market
         discount = self.gamma ** r["duration"]
@@ -229,7 +238,7 @@ class Collector(Collecting):
         utility = torch.zeros_like(r["bids"]).scatter_(2, r["winner"][..., None], u[..., None])
         return Rollout(r["obs"], r["bids"], r["active"], r["winner"], utility, residual,
                        prices(self.mechanism, *auctions)[1] + r["resold"], r["last"], self.recent_returns(),
-                       int(r["duration"].sum().item()))
+                       int(r["duration"].sum().item()), self.codes)
 
 
 def gae(reward: Tensor, discount: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
