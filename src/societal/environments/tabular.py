@@ -22,9 +22,9 @@ from societal.environments.state import SavedState
 
 
 class TabularEnv(gym.Env):
-    """A finite MDP with ``Discrete`` observations. Tables are ``[S, A, K]`` (K outcomes) or ``[S, A]``
-    (deterministic); ``start`` is a state or a distribution over states; ``features [S, D]``: what the agent sees
-    of each state (a ``Box``; ``None``: the state itself, ``Discrete``)."""
+    """A finite MDP as a Gymnasium env. Tables are ``[S, A, K]`` (K outcomes) or ``[S, A]`` (deterministic);
+    ``start`` is a state or a distribution over states; ``features [S, D]``: what the agent sees of each state
+    (a ``Box``; ``None``: the state itself, ``Discrete``)."""
 
     metadata = {"render_modes": ["ansi"]}  # noqa: RUF012  (Gymnasium convention)
     action_names: tuple[str, ...] = ()

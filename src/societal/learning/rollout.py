@@ -199,9 +199,9 @@ class Collector(Collecting):
     def collect(self, steps: int) -> Rollout:
         # The weights do not change within a rollout: with fewer states than auctions, each state's
         # distributions are computed once instead of at every step (always where states are coded).
-        few_states = self.env.discrete and self.obs.shape[1] <= steps * self.env.num_envs
-        states = torch.arange(self.obs.shape[1], device=self.device)[:, None] if self.codes is None else self.codes
-        self.table = self.society.bidder_distributions(states) if few_states or self.codes is not None else None
+        states = self.codes if self.codes is not None else torch.arange(self.obs.shape[1], device=self.device)[:, None]
+        few_states = self.codes is not None or (self.env.discrete and len(states) <= steps * self.env.num_envs)
+        self.table = self.society.bidder_distributions(states) if few_states else None
         log = {k: [] for k in ("obs", "bids", "active", "winner", "first", "second", "market_first", "market_second",
                                 "reward", "duration", "last", "resold")}
         for _ in range(steps):
