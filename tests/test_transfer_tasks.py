@@ -58,6 +58,25 @@ def test_linear_chain_and_its_three_changes():
     assert play("LinFBC", "FBC")[0] == (two_hot(0, 1),) and play("LinFBC", "FBC")[-1][1:] == (0.8, True)
 
 
+OPTIMAL = {  # task → the letters that collect the reward from each graph's start
+    "LinABC": ["ABC"], "LinABD": ["ABD"], "LinAEC": ["AEC"], "LinFBC": ["FBC"],
+    "ComAncABAC": ["AC", "AD"], "ComAncDBDC": ["BC", "BD"], "ComAncABAE": ["AC", "AE"], "ComAncAEAF": ["AE", "AF"],
+    "ComDescACBC": ["AC", "BC"], "ComDescAFBF": ["AF", "BF"], "ComDescDCEC": ["DC", "EC"], "ComDescACDC": ["AC", "DC"],
+    "InvarV1": ["AC"], "InvarV2": ["BD"],
+}
+
+
+@pytest.mark.parametrize("task", GRAPHS)
+def test_every_task_pays_once_at_the_end_of_its_optimal_path(task):
+    assert set(OPTIMAL) == set(GRAPHS)
+    for graph, letters in enumerate(OPTIMAL[task]):
+        steps = play(task, letters, graph)[1:]
+        assert [s[1:] for s in steps] == [(0, False)] * (len(letters) - 1) + [(0.8, True)]
+        wrong = "ABCDEF"[: len(GRAPHS[task][3])].replace(letters[-1], "")
+        for other in wrong:  # any other last letter neither pays nor ends the episode with a reward
+            assert play(task, letters[:-1] + other, graph)[-1][1] == 0
+
+
 def test_mixtures_draw_a_graph_per_episode_and_hide_which():
     ab, ac = play("ComAncABAC", "AC", graph=0), play("ComAncABAC", "AD", graph=1)
     assert ab[0] == ac[0] and ab[1][0] == two_hot(1, 2) and ac[1][0] == two_hot(1, 3)
