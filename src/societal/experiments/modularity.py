@@ -9,6 +9,7 @@ is optimal after the change (transfer and from scratch), and how much each primi
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -65,6 +66,7 @@ def commands(seeds: range, root: Path, scale: float = 1.0, only: list[str] | Non
     return out
 
 
+@functools.cache  # asked once per transfer run: the same pairs for every seed and agent
 def concerned(before: str, after: str) -> list[int]:
     """The primitives whose decisions the change from task ``before`` to ``after`` concerns: the best action at an
     observation on the optimal path of either task differs (Q* with γ = 0.99)."""

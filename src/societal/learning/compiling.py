@@ -3,7 +3,7 @@
 Compiled, a PPO minibatch step of the tabular tasks is a few fused C++ kernels, about 3× faster than
 eager; but compiling takes 10–20 s with a cold cache (a few seconds once Inductor's on-disk cache holds
 the kernels, as it does for every later run on the machine). ``Background`` compiles functions by
-calling them once, in a thread, on inputs shaped like the real ones that nobody else uses; the caller
+calling them once, in a thread, on copies of a real call's inputs that nobody else uses; the caller
 keeps training with the eager functions and switches to the compiled ones when they are ready. The
 switch happens at an update boundary, but at a time that depends on the machine, and compiled
 kernels round differently from eager ones: a run that compiles is reproducible to float rounding,
@@ -20,13 +20,16 @@ import torch
 
 
 class Background:
-    """Compiles ``functions`` (name → function) in a thread, once ``start`` gives each one its example inputs."""
+    """Compiles ``functions`` (name → function) in a thread, once ``start`` gives each one the arguments of a real
+    call (copied: the functions update some of them in place)."""
 
     def __init__(self, functions: dict[str, Callable]) -> None:
         self.functions, self.compiled = functions, {}
         self.started = self.done = False
 
-    def start(self, examples: dict[str, tuple]) -> None:
+    def start(self, calls: dict[str, tuple]) -> None:
+        examples = {name: tuple(map(_copy, args)) for name, args in calls.items()}
+
         def compile_all() -> None:
             try:  # torch.compile's first call also imports the compiler (seconds): in the thread too
                 for name, args in examples.items():
@@ -49,3 +52,11 @@ class Background:
     def result(self) -> dict[str, Callable] | None:
         """The compiled functions once all are compiled, else None."""
         return self.compiled if self.done else None
+
+
+def _copy(x: object) -> object:
+    """A tensor argument's copy, of the same kind (a parameter stays a parameter: the compiled function's guards
+    check it); other arguments as they are."""
+    if isinstance(x, torch.nn.Parameter):
+        return torch.nn.Parameter(x.detach().clone())
+    return x.clone() if isinstance(x, torch.Tensor) else x

@@ -125,9 +125,8 @@ class PPO:
         """One PPO update on ``samples``, learning rates × ``lr_scale``, entropy coefficient ``entropy`` (default:
         the constructor's)."""
         obs, c, valid = samples.obs, samples.per_obs, samples.valid
-        if self.background is not None:
-            self.use_compiled_when_ready(samples)
-        old_log_prob, advantage = self.prepare(obs.repeat_interleave(c, 0), samples.action, samples.advantage, valid)
+        prepare_args = (obs.repeat_interleave(c, 0), samples.action, samples.advantage, valid)
+        old_log_prob, advantage = self.prepare(*prepare_args)
         lr = self.lr * lr_scale
         entropy_coef = torch.tensor(self.entropy if entropy is None else entropy, device=obs.device)
         stats, batches = torch.zeros(3, device=obs.device), 0
@@ -137,26 +136,20 @@ class PPO:
             rows = torch.arange(len(valid), device=obs.device)[:, None]
             per_batch = [x[rows, index] for x in (samples.action, old_log_prob, advantage, samples.target)]
             for i in range(len(index)):
-                self.step(self.agent.theta, self.m, self.v, self.t, obs, index[i] // c, *(x[i] for x in per_batch),
-                          weight[i], lr, entropy_coef, stats, self.nonfinite_gradient)
+                step_args = (self.agent.theta, self.m, self.v, self.t, obs, index[i] // c, *(x[i] for x in per_batch),
+                             weight[i], lr, entropy_coef, stats, self.nonfinite_gradient)
+                self.step(*step_args)
             batches += len(index)
+        if self.background is not None:
+            self.use_compiled_when_ready({"prepare": prepare_args, "step": step_args})
         value_loss, policy_entropy, clip_fraction = (stats / max(batches, 1)).tolist()
         return {"value_loss": value_loss, "policy_entropy": policy_entropy, "clip_fraction": clip_fraction}
 
-    def use_compiled_when_ready(self, samples: Samples) -> None:
-        """Start compiling on copies of this update's inputs; switch to the compiled functions once they are done."""
+    def use_compiled_when_ready(self, calls: dict[str, tuple]) -> None:
+        """Start compiling on copies of this update's calls (``calls``: each function's arguments); switch to the
+        compiled functions, for the next update, once they are done."""
         if not self.background.started:
-            k, size, device = len(samples.valid), self.minibatch, samples.obs.device
-            state = (torch.nn.Parameter(self.agent.theta.detach().clone()), self.m.clone(), self.v.clone(),
-                     self.t.clone())
-            copy = [x.clone() for x in (samples.obs, samples.action, samples.advantage, samples.valid)]
-            repeated = copy[0].repeat_interleave(samples.per_obs, 0)
-            minibatch = [torch.zeros(k, size, dtype=dtype, device=device)
-                         for dtype in (torch.long, samples.action.dtype, *[samples.target.dtype] * 4)]
-            self.background.start({
-                "prepare": (repeated, *copy[1:]),
-                "step": (*state, copy[0], *minibatch, self.lr.clone(), torch.tensor(self.entropy, device=device),
-                         torch.zeros(3, device=device), torch.zeros(k, dtype=torch.bool, device=device))})
+            self.background.start(calls)
         elif (compiled := self.background.result()) is not None:
             self.prepare, self.step, self.background = compiled["prepare"], compiled["step"], None
 

@@ -151,8 +151,7 @@ class Collector(Collecting):
         shape = (env.num_envs, society.num_bidders)
         self.active = draw_active(*shape, self.device) if dropout else torch.ones(shape, dtype=torch.bool,
                                                                                    device=self.device)
-        self.codes = env.codes
-        states = len(self.codes) if self.codes is not None else self.obs.shape[1]
+        states = len(env.codes) if env.codes is not None else self.obs.shape[1]
         self.wins = torch.zeros(states if bonus else 0, society.num_primitives, device=self.device)
         self.table: tuple[Tensor, Tensor] | None = None  # every state's (α, β) during a rollout (``collect``)
 
@@ -187,7 +186,7 @@ class Collector(Collecting):
     def current(self) -> Tensor:
         """``observed`` of the environments' current observations; where a finite task codes its states otherwise
         (``VecEnv.codes``), their state indices."""
-        return self.env.state[:, None] if self.codes is not None else self.observed(self.obs)
+        return self.env.state[:, None] if self.env.codes is not None else self.observed(self.obs)
 
     def bid_and_mean(self, seen: Tensor) -> tuple[Tensor, Tensor]:
         """Bids and their means at ``seen`` (``observed``); state indices read their distributions from ``table``."""
@@ -199,8 +198,9 @@ class Collector(Collecting):
     def collect(self, steps: int) -> Rollout:
         # The weights do not change within a rollout: with fewer states than auctions, each state's
         # distributions are computed once instead of at every step (always where states are coded).
-        states = self.codes if self.codes is not None else torch.arange(self.obs.shape[1], device=self.device)[:, None]
-        few_states = self.codes is not None or (self.env.discrete and len(states) <= steps * self.env.num_envs)
+        codes = self.env.codes
+        states = codes if codes is not None else torch.arange(self.obs.shape[1], device=self.device)[:, None]
+        few_states = codes is not None or (self.env.discrete and len(states) <= steps * self.env.num_envs)
         self.table = self.society.bidder_distributions(states) if few_states else None
         log = {k: [] for k in ("obs", "bids", "active", "winner", "first", "second", "market_first", "market_second",
                                 "reward", "duration", "last", "resold")}
@@ -238,7 +238,7 @@ class Collector(Collecting):
         utility = torch.zeros_like(r["bids"]).scatter_(2, r["winner"][..., None], u[..., None])
         return Rollout(r["obs"], r["bids"], r["active"], r["winner"], utility, residual,
                        prices(self.mechanism, *auctions)[1] + r["resold"], r["last"], self.recent_returns(),
-                       int(r["duration"].sum().item()), self.codes)
+                       int(r["duration"].sum().item()), self.env.codes)
 
 
 def gae(reward: Tensor, discount: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
