@@ -4,10 +4,12 @@ import pytest
 import torch
 from torch import nn
 
+from societal.environments.vector import make_vec
 from societal.learning.ppo import PPO, minibatches
-from societal.learning.rollout import Rollout
+from societal.learning.rollout import Collector, Rollout
 from societal.mechanisms import auction
 from societal.networks import StackedModule
+from societal.primitives import LiteralActions
 from societal.society import Society, beta_log_prob_entropy
 
 
@@ -243,3 +245,39 @@ def test_stacked_linear_layers_with_and_without_bias():
         torch.testing.assert_close(net(theta, x.expand(2, 5, 4), 2)[k], module(x))
     with pytest.raises(ValueError, match="cannot stack"):
         StackedModule(lambda: nn.Sequential(nn.Conv1d(1, 1, 1)))
+
+
+def test_minibatches_give_each_learner_each_of_its_valid_samples_once():
+    torch.manual_seed(0)
+    valid = torch.rand(3, 50) < torch.tensor([[1.0], [0.6], [0.1]])
+    index, weight = minibatches(valid, 8)
+    for k in range(3):
+        taken = index[:, k][weight[:, k] > 0]
+        assert sorted(taken.tolist()) == valid[k].nonzero()[:, 0].tolist()
+        sums = weight[:, k].sum(1)
+        assert torch.allclose(sums[sums > 0], torch.ones(1)) and (sums > 0).sum() == -(-int(valid[k].sum()) // 8)
+    assert not torch.equal(index[:, 0].flatten()[:50], torch.arange(50))  # shuffled
+
+
+class Stepped(LiteralActions):
+    literal = False  # the collector steps the env through its observations
+
+
+@pytest.mark.parametrize("settings", [dict(dropout=True),
+                                      dict(dropout=True, price="mean", explore=0.2, bonus=0.1,
+                                           bootstrap_truncated=True)])
+def test_a_table_collects_the_same_auctions_on_state_indices_as_on_observations(settings):
+    def rollout(primitives):
+        torch.manual_seed(3)
+        env = make_vec("FrozenLake-v1", {"max_episode_steps": 6}, 32, torch.device("cpu"))  # slippery, cut short
+        society = Society((16,), 4)
+        society.theta.data.normal_()  # bids that differ from state to state
+        collector = Collector(society, primitives, env, "ccv", 0.99, reward_shift=0.05, seed=1, **settings)
+        return collector.collect(40), collector
+
+    (indexed, a), (observed, b) = rollout(LiteralActions(4)), rollout(Stepped(4))
+    assert a.indexed and not b.indexed
+    assert indexed.last.any() and indexed.obs.dtype == torch.long and (indexed.resale != 0).any()
+    for field in ("obs", "bids", "active", "winner", "utility", "residual", "resale", "last"):
+        assert torch.equal(getattr(indexed, field), getattr(observed, field)), field
+    assert torch.equal(a.obs[:, 0], b.obs.argmax(1)) and torch.equal(a.wins, b.wins)

@@ -36,6 +36,8 @@ class Transition:
 class LiteralActions:
     """Primitive i is action i of a Discrete action space: one environment step (τ = 1)."""
 
+    literal = True
+
     def __init__(self, num_actions: int) -> None:
         self.num_primitives = num_actions
 
@@ -54,6 +56,8 @@ class Options:
     Options made ``from_runs`` are frozen unless ``trainable``: then every inner step is kept in ``steps``
     (``learning.rollout.option_samples`` turns them into PPO samples for the stacked option policies ``net``).
     """
+
+    literal = False
 
     def __init__(self, policy: Callable[[Tensor, Tensor], Tensor], num_options: int, gamma: float,
                  done_action: int, net: Monolithic | None = None, trainable: bool = False,

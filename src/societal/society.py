@@ -83,15 +83,16 @@ def beta_log_prob_entropy(alpha: Tensor, beta: Tensor, bid: Tensor) -> tuple[Ten
     return BetaTerms.apply(alpha, beta, bid)
 
 
-def sample_beta(alpha: Tensor, beta: Tensor) -> Tensor:
-    x, y = torch._standard_gamma(alpha), torch._standard_gamma(beta)
+def sample_beta(alpha_beta: Tensor) -> Tensor:
+    """A draw from each Beta(α, β) of ``alpha_beta [..., 2]``: X / (X + Y) for X ~ Gamma(α), Y ~ Gamma(β)."""
+    xy = torch._standard_gamma(alpha_beta)
     # Kept inside [ε, 1 − ε], where log-probabilities are finite (both gammas underflow only as α, β → 0).
-    return (x / (x + y)).nan_to_num(0.5).clamp(BID_EPS, 1 - BID_EPS)
+    return (xy[..., 0] / xy.sum(-1)).nan_to_num(0.5).clamp(BID_EPS, 1 - BID_EPS)
 
 
 def sample_bids(alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
     """A bid from each Beta(α, β), and its mean."""
-    return sample_beta(alpha, beta), alpha / (alpha + beta)
+    return sample_beta(torch.stack([alpha, beta], -1)), alpha / (alpha + beta)
 
 
 class Society(nn.Module):

@@ -101,7 +101,7 @@ class MentalRotation(gym.Env):
 class MentalRotationVecEnv(SavedState):
     """``num_envs`` MentalRotation episodes stepped together in torch, reset in the same step."""
 
-    discrete, codes = False, None
+    discrete, codes, indexed = False, None, False
     STATE = ("image", "label", "distortion", "t")
 
     def __init__(self, env: MentalRotation, num_envs: int, device: torch.device) -> None:

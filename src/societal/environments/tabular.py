@@ -187,6 +187,7 @@ class TabularVecEnv(SavedState):
     """
 
     STATE = ("state", "t")
+    indexed = True
 
     def __init__(self, env: TabularEnv, num_envs: int, device: torch.device) -> None:
         self.num_envs, self.device = num_envs, device
@@ -219,6 +220,11 @@ class TabularVecEnv(SavedState):
         return self.seen[self.state]
 
     def step(self, action: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        state, reward, terminated, truncated, final = self.step_indices(action, mask)
+        return self.seen[state[:, 0]], reward, terminated, truncated, self.seen[final[:, 0]]
+
+    def step_indices(self, action: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """``step``, with state indices ``[B, 1]`` in place of the observations."""
         sa = self.state * self.num_actions + action
         if self.outcomes == 1:
             index = sa
@@ -234,4 +240,4 @@ class TabularVecEnv(SavedState):
         done = terminated | truncated
         self.state = torch.where(done, self._starts(), final)
         self.t.masked_fill_(done, 0)
-        return self.seen[self.state], reward, terminated, truncated, self.seen[final]
+        return self.state[:, None], reward, terminated, truncated, final[:, None]

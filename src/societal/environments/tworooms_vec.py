@@ -67,7 +67,7 @@ def _tables(cls: type, start_room: int, goal: str, view: int, see_through_walls:
 class TwoRoomsVecEnv(SavedState):
     """``num_envs`` copies of one TwoRooms task stepped together in torch, reset in the same step."""
 
-    discrete, codes = False, None
+    discrete, codes, indexed = False, None, False
     STATE = ("state", "t")
 
     def __init__(self, env: TwoRooms, num_envs: int, device: torch.device | str = "cpu") -> None:

@@ -20,6 +20,7 @@ class VecEnv(Protocol):
     discrete: bool  # observations are one-hot states
     codes: Tensor | None  # [S, D]: a finite task's observation of each state, where they are not one-hot
     resumable: bool  # state_dict() holds its whole state (episodes in progress go on after a resume)
+    indexed: bool  # a finite task stepped as a table: step_indices gives state indices in place of observations
 
     def state_dict(self) -> dict: ...
 
@@ -77,7 +78,7 @@ class GymVecEnv:
     env's state cannot be saved: a resumed run starts new episodes from seeded resets.
     """
 
-    resumable, codes = False, None
+    resumable, codes, indexed = False, None, False
 
     def state_dict(self) -> dict:
         return {}

@@ -8,7 +8,7 @@ target and advantage from GAE). Per learner k, on its own samples only, with tar
     L_V = mean (V(s) − G)² + l2 · ‖θ_V‖²
     L_π = −mean min(ρ A, clip(ρ, 1 − ε_clip, 1 + ε_clip) A) − c_H · mean H[π(·|s)],   ρ = π(b|s) / π_old(b|s)
 
-Each learner shuffles its own samples into its own minibatches, its policy gradient is clipped
+Each learner draws its own minibatches from its own samples, its policy gradient is clipped
 to its own norm, and its Adam state and step count are its own, so stacking changes nothing
 but speed. The value and the policy losses share one backward pass; their parameters are
 disjoint, so this equals the original's value step followed by its policy step.
@@ -65,15 +65,19 @@ class Samples:
 
 
 def minibatches(valid: Tensor, size: int) -> tuple[Tensor, Tensor]:
-    """Each learner's valid samples in its own random order, cut into minibatches of ``size``.
+    """Each learner's valid samples in a random order, cut into minibatches of ``size``.
 
-    Returns ``(index, weight)``, each ``[batches, K, size]``: ``weight`` averages over each learner's
-    real samples; a learner's last minibatch may be smaller, and is padded with weight 0 so that
-    every minibatch has the same shape.
+    One random permutation of the sample positions serves every learner (a sort per learner costs more than the
+    rest of the update's bookkeeping); each learner keeps its own valid samples from it, in that order. Returns
+    ``(index, weight)``, each ``[batches, K, size]``: ``weight`` averages over each learner's real samples; a
+    learner's last minibatch may be smaller, and is padded with weight 0 so that every minibatch has the same shape.
     """
     k, m = valid.shape
-    order = (torch.rand(valid.shape, device=valid.device) + (~valid).float()).argsort(1)
-    count = valid.sum(1, keepdim=True)
+    perm = torch.randperm(m, device=valid.device)
+    kept = valid[:, perm]
+    count = kept.sum(1, keepdim=True)
+    rank = torch.where(kept, kept.cumsum(1) - 1, count + (~kept).cumsum(1) - 1)  # valid ones first, order kept
+    order = torch.empty_like(rank).scatter_(1, rank, perm.expand(k, m))
     batches = -(-int(count.max()) // size)
     order = order.repeat(1, -(-batches * size // m))[:, : batches * size]
     real = (torch.arange(batches * size, device=valid.device) < count).float().view(k, batches, size)
@@ -134,10 +138,13 @@ class PPO:
         for _ in range(self.epochs):
             index, weight = minibatches(valid, self.minibatch)
             rows = torch.arange(len(valid), device=obs.device)[:, None]
-            per_batch = [x[rows, index] for x in (samples.action, old_log_prob, advantage, samples.target)]
+            # one tensor per minibatch: a compiled step's call costs per argument
+            data = torch.stack([x[rows, index] for x in (samples.action, old_log_prob, advantage, samples.target)]
+                               + [weight], 1)
+            at = index // c
             for i in range(len(index)):
-                step_args = (self.agent.theta, self.m, self.v, self.t, obs, index[i] // c, *(x[i] for x in per_batch),
-                             weight[i], lr, entropy_coef, stats, self.nonfinite_gradient)
+                step_args = (self.agent.theta, self.m, self.v, self.t, obs, at[i], data[i], lr, entropy_coef, stats,
+                             self.nonfinite_gradient)
                 self.step(*step_args)
             batches += len(index)
         if self.background is not None:
@@ -167,12 +174,13 @@ class PPO:
         std = (((advantage - mean) ** 2 * valid).sum(1, keepdim=True) / (n - 1).clamp(min=1)).sqrt()
         return old_log_prob, (advantage - mean) / (std + torch.finfo(std.dtype).eps)
 
-    def _step(self, theta: Tensor, m: Tensor, v: Tensor, t: Tensor, obs: Tensor, at: Tensor, action: Tensor,
-              old_log_prob: Tensor, advantage: Tensor, target: Tensor, weight: Tensor, lr: Tensor,
-              entropy_coef: Tensor, stats: Tensor, nonfinite: Tensor) -> None:
-        """One PPO minibatch step of every learner on the samples taken at ``obs[at]``: Adam (moments ``m``, ``v``,
-        step counts ``t``) on the rows of ``theta`` whose learner has data. Adds the mean value error, entropy and
-        clip fraction to ``stats``, and marks the learners whose gradients were not finite in ``nonfinite``."""
+    def _step(self, theta: Tensor, m: Tensor, v: Tensor, t: Tensor, obs: Tensor, at: Tensor, data: Tensor,
+              lr: Tensor, entropy_coef: Tensor, stats: Tensor, nonfinite: Tensor) -> None:
+        """One PPO minibatch step of every learner on the samples taken at ``obs[at]`` (``data [5, K, size]``: their
+        actions, old log-probabilities, advantages, targets and weights): Adam (moments ``m``, ``v``, step counts
+        ``t``) on the rows of ``theta`` whose learner has data. Adds the mean value error, entropy and clip fraction
+        to ``stats``, and marks the learners whose gradients were not finite in ``nonfinite``."""
+        action, old_log_prob, advantage, target, weight = data
         grad, value_error, entropy, ratio = self.gradient(theta, obs[at], action, old_log_prob, advantage, target,
                                                           weight, entropy_coef)
         with torch.no_grad():

@@ -20,7 +20,7 @@ from societal.learning.ppo import Samples
 from societal.mechanisms import MECHANISMS, auction, prices, settle, utilities
 from societal.monolithic import Monolithic
 from societal.primitives import Options, Transition
-from societal.society import Society, sample_bids
+from societal.society import Society, sample_beta
 
 
 @dataclass
@@ -64,14 +64,24 @@ class Rollout:
         k, c = society.num_learners, society.samples_per_learner
         t, b, _ = self.bids.shape
         obs = self.obs.flatten(0, 1)
-        value = society.values(obs) if self.codes is None else society.values(self.codes)[:, obs[:, 0]]
+        states = every_state(society, self.codes, obs.device)
+        if obs.is_floating_point() or len(states) > len(obs):
+            value = society.values(obs)
+        else:  # state indices: each state's value once
+            value = society.values(states)[:, obs[:, 0]]
 
         def per_learner(x: Tensor) -> Tensor:  # [T, B, N] → [K, T·B·c]; sample e was bid at obs[e // c]
-            return x.reshape(t * b, c, k).permute(2, 0, 1).reshape(k, t * b * c)
+            return x.reshape(t * b, c, k).permute(2, 0, 1).reshape(k, t * b * c).contiguous()  # PPO reads rows
 
         utility = per_learner(self.utility)
         advantage = utility - value.repeat_interleave(c, 1)
         return Samples(obs, per_learner(self.bids), utility, advantage, per_learner(self.active), c)
+
+
+def every_state(society: Society, codes: Tensor | None, device: torch.device) -> Tensor:
+    """What the society sees of each state of a finite task: its code (``VecEnv.codes``), or its index (one-hot
+    observations; for others, meaningless)."""
+    return codes if codes is not None else torch.arange(society.spec["obs_shape"][0], device=device)[:, None]
 
 
 class Collecting:
@@ -147,15 +157,27 @@ class Collector(Collecting):
         self.scale, self.shift = reward_scale, reward_shift
         self.mean_prices, self.explore, self.bonus = price == "mean", explore, bonus
         self.bootstrap_truncated = bootstrap_truncated
+        # Literal actions on a table: the society sees state indices, so the collector keeps those in place of
+        # observations it would only turn back into indices.
+        self.indexed = env.indexed and primitives.literal
         self.start_episodes(seed)
+        if self.indexed:
+            self.obs = env.state[:, None]
         shape = (env.num_envs, society.num_bidders)
         self.active = draw_active(*shape, self.device) if dropout else torch.ones(shape, dtype=torch.bool,
                                                                                    device=self.device)
-        states = len(env.codes) if env.codes is not None else self.obs.shape[1]
+        states = len(every_state(society, env.codes, self.device))
         self.wins = torch.zeros(states if bonus else 0, society.num_primitives, device=self.device)
-        self.table: tuple[Tensor, Tensor] | None = None  # every state's (α, β) during a rollout (``collect``)
+        self.table: Tensor | None = None  # [S, N, 2]: every state's (α, β) during a rollout (``collect``)
+        self.one_step = torch.ones(env.num_envs, device=self.device)
+        self.no_resale = torch.zeros(env.num_envs, device=self.device)
 
-    def auction(self, bids: Tensor, means: Tensor, active: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if self.indexed:  # (checkpoints of older versions hold observations)
+            self.obs = self.env.state[:, None]
+
+    def auction(self, bids: Tensor, means: Tensor | None, active: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(winner, first, second)``: the highest bid of the ``active`` bidders wins; the prices come from the
         bids or (mean prices) from the means."""
         winner, first, second = auction(bids, active)
@@ -168,7 +190,7 @@ class Collector(Collecting):
         """``[B]``: where ``bootstrap_truncated`` and an episode was cut by its time limit, what the state where it
         ended would sell for at an auction there (else 0, as at a real end: the paper's rule for both)."""
         if not self.bootstrap_truncated or not tr.truncated.any():
-            return torch.zeros_like(tr.reward)
+            return self.no_resale
         cut = tr.truncated & ~tr.terminated
         _, first, second = self.auction(*self.bid_and_mean(self.observed(tr.final_obs)), self.active)
         return MECHANISMS[self.mechanism](first, second)[0] * cut
@@ -181,27 +203,38 @@ class Collector(Collecting):
 
     def observed(self, obs: Tensor) -> Tensor:
         """What the society sees: one-hot observations as state indices ``[B, 1]``, others as they are."""
-        return obs.argmax(1, keepdim=True) if self.env.discrete else obs
+        return obs.argmax(1, keepdim=True) if self.env.discrete and obs.is_floating_point() else obs
 
     def current(self) -> Tensor:
         """``observed`` of the environments' current observations; where a finite task codes its states otherwise
         (``VecEnv.codes``), their state indices."""
+        if self.indexed:
+            return self.obs
         return self.env.state[:, None] if self.env.codes is not None else self.observed(self.obs)
 
-    def bid_and_mean(self, seen: Tensor) -> tuple[Tensor, Tensor]:
-        """Bids and their means at ``seen`` (``observed``); state indices read their distributions from ``table``."""
+    def bid_and_mean(self, seen: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Bids and their means at ``seen`` (``observed``); state indices read their distributions from ``table``
+        (and leave the means out unless prices need them)."""
         if self.table is None or seen.is_floating_point():
             return self.society.bid_and_mean(seen)
-        return sample_bids(self.table[0][seen[:, 0]], self.table[1][seen[:, 0]])
+        alpha_beta = self.table[seen[:, 0]]
+        return sample_beta(alpha_beta), alpha_beta[..., 0] / alpha_beta.sum(-1) if self.mean_prices else None
+
+    def act(self, primitive: Tensor) -> Transition:
+        """The chosen primitives run (``indexed``: with state indices in place of observations)."""
+        if not self.indexed:
+            return self.primitives.apply(self.env, self.obs, primitive)
+        obs, reward, terminated, truncated, final = self.env.step_indices(primitive)
+        return Transition(obs, reward, reward, terminated, truncated, self.one_step, final)
 
     @torch.no_grad()
     def collect(self, steps: int) -> Rollout:
         # The weights do not change within a rollout: with fewer states than auctions, each state's
         # distributions are computed once instead of at every step (always where states are coded).
         codes = self.env.codes
-        states = codes if codes is not None else torch.arange(self.obs.shape[1], device=self.device)[:, None]
+        states = every_state(self.society, codes, self.device)
         few_states = codes is not None or (self.env.discrete and len(states) <= steps * self.env.num_envs)
-        self.table = self.society.bidder_distributions(states) if few_states else None
+        self.table = torch.stack(self.society.bidder_distributions(states), -1) if few_states else None
         log = {k: [] for k in ("obs", "bids", "active", "winner", "first", "second", "market_first", "market_second",
                                 "reward", "duration", "last", "resold")}
         for _ in range(steps):
@@ -214,7 +247,7 @@ class Collector(Collecting):
                 own = self.auction(bids, means, taking_part)
                 winner, first, second = (torch.where(exploring, x, y) for x, y in zip(own, (winner, first, second)))
             primitive = self.society.primitive_of[winner]
-            tr = self.primitives.apply(self.env, self.obs, primitive)
+            tr = self.act(primitive)
             reward = self.scale * tr.reward + self.shift
             if self.bonus:
                 reward = reward + self.count_bonus(seen, primitive)
