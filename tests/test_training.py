@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import societal
 from societal.config import Config
@@ -19,7 +20,11 @@ def test_a_run_writes_every_output(tmp_path):
     files = {p.relative_to(run.path).as_posix() for p in run.path.rglob("*") if p.is_file()}
     assert {"config.json", "metrics.csv", "bids.csv", "plots/returns.png", "plots/bids.png",
             "checkpoints/last.pt", "checkpoints/best.pt"} <= files
-    assert any(f.startswith("tensorboard/events.out.tfevents") for f in files)
+    events = EventAccumulator(str(run.path / "tensorboard"))
+    events.Reload()
+    updates = run.metrics.dropna(subset=["value_loss"])
+    assert len(updates) > 2 and [e.step for e in events.Scalars("value_loss")] == updates.env_steps.tolist()
+    assert {"eval_return_mean", "return_mean", "env_steps_per_s"} <= set(events.Tags()["scalars"])
     assert json.loads((run.path / "config.json").read_text())["mechanism"] == "ccv"
     m = run.metrics
     assert m.env_steps.iloc[-1] >= 20_000 and m.env_steps.is_monotonic_increasing

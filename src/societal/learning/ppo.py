@@ -114,7 +114,7 @@ class PPO:
         self.gradient = self.analytic_gradient if agent.policy_net is not None else self.autograd_gradient
         self.prepare, self.step, self.background = self._prepare, self._step, None
         if compile and agent.policy_net is not None:
-            self.background = Background({"prepare": self._prepare, "step": self._step})
+            self.background = Background({"step": self._step})  # prepare, once per update, costs more to compile
         elif compile:
             self.prepare, self.step = torch.compile(self._prepare), torch.compile(self._step)
 
@@ -129,8 +129,7 @@ class PPO:
         """One PPO update on ``samples``, learning rates × ``lr_scale``, entropy coefficient ``entropy`` (default:
         the constructor's)."""
         obs, c, valid = samples.obs, samples.per_obs, samples.valid
-        prepare_args = (obs.repeat_interleave(c, 0), samples.action, samples.advantage, valid)
-        old_log_prob, advantage = self.prepare(*prepare_args)
+        old_log_prob, advantage = self.prepare(obs.repeat_interleave(c, 0), samples.action, samples.advantage, valid)
         lr = self.lr * lr_scale
         entropy_coef = torch.tensor(self.entropy if entropy is None else entropy, device=obs.device)
         stats, batches = torch.zeros(3, device=obs.device), 0
@@ -148,7 +147,7 @@ class PPO:
                 self.step(*step_args)
             batches += len(index)
         if self.background is not None:
-            self.use_compiled_when_ready({"prepare": prepare_args, "step": step_args})
+            self.use_compiled_when_ready({"step": step_args})
         value_loss, policy_entropy, clip_fraction = (stats / max(batches, 1)).tolist()
         return {"value_loss": value_loss, "policy_entropy": policy_entropy, "clip_fraction": clip_fraction}
 
@@ -158,7 +157,7 @@ class PPO:
         if not self.background.started:
             self.background.start(calls)
         elif (compiled := self.background.result()) is not None:
-            self.prepare, self.step, self.background = compiled["prepare"], compiled["step"], None
+            self.step, self.background = compiled["step"], None
 
     @torch.no_grad()
     def _prepare(self, obs: Tensor, action: Tensor, advantage: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:

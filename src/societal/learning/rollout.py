@@ -64,11 +64,11 @@ class Rollout:
         k, c = society.num_learners, society.samples_per_learner
         t, b, _ = self.bids.shape
         obs = self.obs.flatten(0, 1)
-        states = every_state(society, self.codes, obs.device)
-        if obs.is_floating_point() or len(states) > len(obs):
-            value = society.values(obs)
-        else:  # state indices: each state's value once
+        states = None if obs.is_floating_point() else every_state(society, self.codes, obs.device)
+        if states is not None and len(states) <= len(obs):  # state indices: each state's value once
             value = society.values(states)[:, obs[:, 0]]
+        else:
+            value = society.values(obs)
 
         def per_learner(x: Tensor) -> Tensor:  # [T, B, N] → [K, T·B·c]; sample e was bid at obs[e // c]
             return x.reshape(t * b, c, k).permute(2, 0, 1).reshape(k, t * b * c).contiguous()  # PPO reads rows
