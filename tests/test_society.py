@@ -1,5 +1,6 @@
 """The batched society equals a plain per-primitive computation with the same parameters."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -10,7 +11,7 @@ from societal.learning.rollout import Collector, Rollout
 from societal.mechanisms import auction
 from societal.networks import StackedModule
 from societal.primitives import LiteralActions
-from societal.society import Society, beta_log_prob_entropy
+from societal.society import Society, beta_log_prob_entropy, sample_beta
 
 
 def linear_stack(net, theta: torch.Tensor, k: int) -> list[nn.Module]:
@@ -91,6 +92,22 @@ def test_bids_follow_each_learners_beta_independently_per_clone():
         assert bids[:, n].var().item() == pytest.approx(var.item(), rel=0.05)
     assert abs(torch.corrcoef(bids[:, [0, 2]].t())[0, 1].item()) < 0.03  # clones draw independent bids
     assert ((bids > 0) & (bids < 1)).all()
+
+
+@pytest.mark.parametrize("stream", [None, 0])
+def test_beta_draws_have_the_beta_mean_variance_and_quantiles(stream):
+    torch.manual_seed(0)
+    alpha_beta = torch.tensor([[0.3, 0.6], [1.0, 1.0], [2.5, 0.8], [40.0, 9.0]]).expand(100_000, 4, 2).contiguous()
+    draw = sample_beta(alpha_beta, None if stream is None else np.random.default_rng(stream))
+    for (a, b), x in zip(alpha_beta[0].tolist(), draw.t()):
+        exact = torch.distributions.Beta(torch.tensor(a), torch.tensor(b))
+        assert x.mean().item() == pytest.approx(exact.mean.item(), abs=0.004)
+        assert x.var().item() == pytest.approx(exact.variance.item(), rel=0.03)
+        levels = torch.tensor([0.1, 0.5, 0.9])  # against torch's own Beta sampler
+        assert torch.allclose(x.quantile(levels), exact.sample((100_000,)).quantile(levels), atol=0.01)
+        assert ((x > 0) & (x < 1)).all()
+    if stream is not None:  # the same stream state, the same draws
+        assert torch.equal(draw, sample_beta(alpha_beta, np.random.default_rng(stream)))
 
 
 def test_winner_is_the_first_highest_active_bid():

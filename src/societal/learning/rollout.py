@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -171,11 +172,18 @@ class Collector(Collecting):
         self.table: Tensor | None = None  # [S, N, 2]: every state's (α, β) during a rollout (``collect``)
         self.one_step = torch.ones(env.num_envs, device=self.device)
         self.no_resale = torch.zeros(env.num_envs, device=self.device)
+        # the table's bids, on the CPU (``sample_beta``)
+        self.stream = np.random.default_rng(int(torch.randint(2**62, ()))) if self.device.type == "cpu" else None
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "stream": self.stream.bit_generator.state if self.stream else None}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         if self.indexed:  # (checkpoints of older versions hold observations)
             self.obs = self.env.state[:, None]
+        if self.stream is not None and state.get("stream") is not None:
+            self.stream.bit_generator.state = state["stream"]
 
     def auction(self, bids: Tensor, means: Tensor | None, active: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(winner, first, second)``: the highest bid of the ``active`` bidders wins; the prices come from the
@@ -218,7 +226,8 @@ class Collector(Collecting):
         if self.table is None or seen.is_floating_point():
             return self.society.bid_and_mean(seen)
         alpha_beta = self.table[seen[:, 0]]
-        return sample_beta(alpha_beta), alpha_beta[..., 0] / alpha_beta.sum(-1) if self.mean_prices else None
+        means = alpha_beta[..., 0] / alpha_beta.sum(-1) if self.mean_prices else None
+        return sample_beta(alpha_beta, self.stream), means
 
     def act(self, primitive: Tensor) -> Transition:
         """The chosen primitives run (``indexed``: with state indices in place of observations)."""
