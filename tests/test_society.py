@@ -131,6 +131,22 @@ def synthetic_rollout(society: Society, t=16, b=8, dropout=False) -> Rollout:
                    torch.zeros(t, b, dtype=torch.bool), torch.zeros(0), t * b)
 
 
+@pytest.mark.parametrize("t", [1, 16])  # fewer samples than states, and more
+def test_a_rollouts_advantages_read_the_values_of_what_the_society_sees(t):
+    torch.manual_seed(0)
+    society, b = Society((6,), 2), 4
+    society.theta.data.normal_()
+    codes = torch.rand(10, 6)  # 10 coded states
+    one_hot, coded = synthetic_rollout(society, t, b), synthetic_rollout(society, t, b)
+    states = torch.randint(0, 10, (t, b, 1))
+    one_hot.obs = torch.randint(0, 6, (t, b, 1))
+    coded.obs, coded.codes = states, codes
+    for rollout, seen in ((one_hot, torch.eye(6)[one_hot.obs[..., 0]]), (coded, codes[states[..., 0]])):
+        samples = rollout.samples(society)
+        value = society.values(seen.flatten(0, 1)).repeat_interleave(society.samples_per_learner, 1)
+        torch.testing.assert_close(samples.advantage, samples.target - value)
+
+
 HP = dict(clip=0.2, entropy=0.1, value_l2=1e-3, max_grad_norm=0.5, minibatch=24)
 
 

@@ -50,7 +50,6 @@ class Rollout:
     env_steps: int
     codes: Tensor | None = None  # [S, D]: what the society sees of each state index (``VecEnv.codes``)
 
-
     @torch.no_grad()
     def collected(self, society: Society) -> Collected:
         inside = ~self.last  # the residual after an episode's last step is 0 by definition
@@ -65,11 +64,8 @@ class Rollout:
         k, c = society.num_learners, society.samples_per_learner
         t, b, _ = self.bids.shape
         obs = self.obs.flatten(0, 1)
-        states = None if obs.is_floating_point() else every_state(society, self.codes, obs.device)
-        if states is not None and len(states) <= len(obs):  # state indices: each state's value once
-            value = society.values(states)[:, obs[:, 0]]
-        else:
-            value = society.values(obs)
+        states = None if obs.is_floating_point() else once_per_state(society, self.codes, len(obs), obs.device)
+        value = society.values(obs) if states is None else society.values(states)[:, obs[:, 0]]
 
         def per_learner(x: Tensor) -> Tensor:  # [T, B, N] → [K, T·B·c]; sample e was bid at obs[e // c]
             return x.reshape(t * b, c, k).permute(2, 0, 1).reshape(k, t * b * c).contiguous()  # PPO reads rows
@@ -79,10 +75,14 @@ class Rollout:
         return Samples(obs, per_learner(self.bids), utility, advantage, per_learner(self.active), c)
 
 
-def every_state(society: Society, codes: Tensor | None, device: torch.device) -> Tensor:
-    """What the society sees of each state of a finite task: its code (``VecEnv.codes``), or its index (one-hot
-    observations; for others, meaningless)."""
-    return codes if codes is not None else torch.arange(society.spec["obs_shape"][0], device=device)[:, None]
+def once_per_state(society: Society, codes: Tensor | None, uses: int, device: torch.device) -> Tensor | None:
+    """What the society sees of each state of a finite task whose ``uses`` auctions (or samples) carry state
+    indices, where computing each state once is the way: the states' codes (``VecEnv.codes``: always), or the
+    indices of one-hot states where they are fewer than the uses; else None (compute each use)."""
+    if codes is not None:
+        return codes
+    states = society.spec["obs_shape"][0]
+    return torch.arange(states, device=device)[:, None] if states <= uses else None
 
 
 class Collecting:
@@ -167,7 +167,7 @@ class Collector(Collecting):
         shape = (env.num_envs, society.num_bidders)
         self.active = draw_active(*shape, self.device) if dropout else torch.ones(shape, dtype=torch.bool,
                                                                                    device=self.device)
-        states = len(every_state(society, env.codes, self.device))
+        states = len(env.codes) if env.codes is not None else society.spec["obs_shape"][0]
         self.wins = torch.zeros(states if bonus else 0, society.num_primitives, device=self.device)
         self.table: Tensor | None = None  # [S, N, 2]: every state's (α, β) during a rollout (``collect``)
         self.one_step = torch.ones(env.num_envs, device=self.device)
@@ -240,10 +240,10 @@ class Collector(Collecting):
     def collect(self, steps: int) -> Rollout:
         # The weights do not change within a rollout: with fewer states than auctions, each state's
         # distributions are computed once instead of at every step (always where states are coded).
-        codes = self.env.codes
-        states = every_state(self.society, codes, self.device)
-        few_states = codes is not None or (self.env.discrete and len(states) <= steps * self.env.num_envs)
-        self.table = torch.stack(self.society.bidder_distributions(states), -1) if few_states else None
+        states = None
+        if self.env.codes is not None or self.env.discrete:  # the society sees state indices
+            states = once_per_state(self.society, self.env.codes, steps * self.env.num_envs, self.device)
+        self.table = None if states is None else torch.stack(self.society.bidder_distributions(states), -1)
         log = {k: [] for k in ("obs", "bids", "active", "winner", "first", "second", "market_first", "market_second",
                                 "reward", "duration", "last", "resold")}
         for _ in range(steps):
