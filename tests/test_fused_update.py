@@ -6,6 +6,7 @@ import dataclasses
 import pytest
 import torch
 
+from societal.learning import special
 from societal.learning.ppo import PPO, Samples
 from societal.monolithic import Monolithic
 from societal.networks import StackedMLP
@@ -78,6 +79,38 @@ def test_the_compiled_update_equals_the_eager_one():
             ppo.update(samples)
     assert compiled.background is None  # switched to the compiled functions
     torch.testing.assert_close(compiled.agent.theta, eager.agent.theta, rtol=0, atol=1e-6)
+
+
+def test_the_compiled_step_runs_where_its_arguments_fit_and_the_eager_one_elsewhere():
+    agent, samples = CASES["cloned"]()
+    compiled = PPO(agent, **HP, compile=True)
+    compiled.update(samples)
+    compiled.background.wait()
+    compiled.update(samples)  # switches to the compiled step
+    calls, inner = [], compiled.compiled.compiled
+    compiled.compiled.compiled = lambda *args: calls.append(1) or inner(*args)
+    compiled.update(samples)
+    minibatches = -(-int(samples.valid.sum(1).max()) // HP["minibatch"])
+    assert len(calls) == minibatches
+    c = samples.per_obs
+    fewer = Samples(samples.obs[:100], *(x[:, : 100 * c] for x in (samples.action, samples.target,
+                                                                     samples.advantage, samples.valid)), c)
+    eager = PPO(copy.deepcopy(compiled.agent), **HP)
+    eager.load_state_dict(compiled.state_dict())
+    for ppo in (compiled, eager):
+        torch.manual_seed(2)
+        ppo.update(fewer)
+    assert len(calls) == minibatches  # no compiled call for samples of another shape
+    torch.testing.assert_close(compiled.agent.theta, eager.agent.theta, rtol=0, atol=0)
+
+
+def test_the_compiled_steps_digamma_and_trigamma_equal_torchs():
+    x = torch.cat([torch.zeros(1), torch.logspace(-8, 7, 10_000), 10 * torch.rand(10_000)])
+    for ours, torchs in ((special.digamma, torch.digamma), (special.trigamma, lambda x: torch.polygamma(1, x))):
+        exact = torchs(x.double())
+        assert ours(torch.zeros(1)) == torchs(torch.zeros(1))  # ±∞ at 0, as torch's
+        error = (ours(x).double() - exact).abs() / exact.abs().clamp(min=1)
+        assert error[1:].max() < 1e-6  # torch's float32 functions: 7e-7 (digamma), 4e-7 (trigamma)
 
 
 def test_state_indices_stand_for_one_hot_inputs():
