@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 import torch
 
-from societal.learning import special
+from societal.learning import decompositions
 from societal.learning.ppo import PPO, Samples
 from societal.monolithic import Monolithic
 from societal.networks import StackedMLP
@@ -106,11 +106,23 @@ def test_the_compiled_step_runs_where_its_arguments_fit_and_the_eager_one_elsewh
 
 def test_the_compiled_steps_digamma_and_trigamma_equal_torchs():
     x = torch.cat([torch.zeros(1), torch.logspace(-8, 7, 10_000), 10 * torch.rand(10_000)])
-    for ours, torchs in ((special.digamma, torch.digamma), (special.trigamma, lambda x: torch.polygamma(1, x))):
+    for ours, torchs in ((decompositions.digamma, torch.digamma),
+                         (decompositions.trigamma, lambda x: torch.polygamma(1, x))):
         exact = torchs(x.double())
         assert ours(torch.zeros(1)) == torchs(torch.zeros(1))  # ±∞ at 0, as torch's
         error = (ours(x).double() - exact).abs() / exact.abs().clamp(min=1)
         assert error[1:].max() < 1e-6  # torch's float32 functions: 7e-7 (digamma), 4e-7 (trigamma)
+
+
+def test_the_compiled_step_computes_small_matrix_products_as_sums_and_leaves_large_ones_to_torch():
+    table = decompositions.DECOMPOSITIONS
+    a, b, bias = torch.randn(2, 6, 16), torch.randn(2, 16, 2), torch.randn(2, 1, 2)
+    torch.testing.assert_close(table[torch.ops.aten.bmm.default](a, b), torch.bmm(a, b))
+    torch.testing.assert_close(table[torch.ops.aten.baddbmm.default](bias, a, b), torch.baddbmm(bias, a, b))
+    large = torch.randn(6, 256, 16)
+    assert table[torch.ops.aten.bmm.default](large, b.repeat(3, 1, 1)) is NotImplemented
+    assert table[torch.ops.aten.digamma.default](torch.rand(10)) is NotImplemented  # few: torch's is compiled
+    assert torch.equal(table[torch.ops.aten.digamma.default](x := torch.rand(300)), decompositions.digamma(x))
 
 
 def test_state_indices_stand_for_one_hot_inputs():

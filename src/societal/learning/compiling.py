@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from societal.learning import special
+from societal.learning import decompositions
 
 OPTIONS = {
     # A lower threshold keeps Inductor from inlining a state's special functions (lgamma, digamma) into every
@@ -34,9 +34,10 @@ OPTIONS = {
 
 
 class Specialized:
-    """``fn`` traced on example arguments and compiled by Inductor, for arguments of the same shapes, strides and
-    dtypes only. ``torch.compile`` checks that with guards at every call (≈ 20 of the ≈ 75 µs a minibatch step
-    takes on Chain); a caller whose calls share one layout checks it once (``fits``) and otherwise runs eagerly."""
+    """``fn`` traced on example arguments (with ``decompositions``' arithmetic for what Inductor computes slowly)
+    and compiled by Inductor, for arguments of the same shapes, strides and dtypes only. ``torch.compile`` checks
+    that with guards at every call (≈ 20 of the ≈ 75 µs a minibatch step took on Chain); a caller whose calls
+    share one layout checks it once (``fits``) and otherwise runs eagerly."""
 
     def __init__(self, fn: Callable, args: tuple[torch.Tensor, ...]) -> None:
         import torch._inductor  # here: the compiler's modules take a second to import
@@ -45,7 +46,7 @@ class Specialized:
         from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
         self.layout = _layout(args)
-        graph = make_fx(lambda *a: fn(*a), decomposition_table=special.DECOMPOSITIONS)(*args)
+        graph = make_fx(lambda *a: fn(*a), decomposition_table=decompositions.DECOMPOSITIONS)(*args)
         fake = FakeTensorMode(shape_env=ShapeEnv())  # with one, Inductor's on-disk caches serve later runs
         examples = [fake.from_tensor(x, static_shapes=True) for x in args]
         self.compiled = torch._inductor.compile(graph, examples, options=OPTIONS)
