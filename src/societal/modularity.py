@@ -60,8 +60,9 @@ def gradient_dependence(ppo: PPO, samples: Samples, scale: float = 0.1, seed: in
     def gradient(th: Tensor) -> Tensor:
         with torch.no_grad():
             agent.theta.copy_(th)  # the autograd path differentiates the agent's own parameters
-        return torch.cat(ppo.gradient(agent.theta, x, samples.action, old_log_prob, advantage, samples.target,
-                                      weight, entropy)[0], 1).detach()
+        policy, value = ppo.gradient(agent.theta, x, samples.action, old_log_prob, advantage, samples.target,
+                                     weight, entropy)[0]
+        return torch.cat(policy + value, 1).detach()
 
     parts, base = policy_parts(agent), gradient(theta)
     generator = torch.Generator().manual_seed(seed)

@@ -120,3 +120,6 @@ class FactorizedMLP:
     def backward(self, theta: Tensor, inputs: list[Tensor], grad_out: Tensor) -> Tensor:
         grad = grad_out.transpose(1, 2).reshape(-1, grad_out.shape[1], 1)
         return self.one.backward(self.rows(theta), inputs, grad).view(len(theta), -1)
+
+    def backward_blocks(self, theta: Tensor, inputs: list[Tensor], grad_out: Tensor) -> list[Tensor]:
+        return [self.backward(theta, inputs, grad_out)]

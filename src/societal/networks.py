@@ -56,9 +56,13 @@ class StackedMLP:
         return h, inputs
 
     def backward(self, theta: Tensor, inputs: list[Tensor], grad_out: Tensor) -> Tensor:
-        """``∂L/∂θ [K, size]`` from ``∂L/∂output [K, M, out]``, layer by layer from the last: for ``y = h W + b``,
-        ``∂W = hᵀ ∂y``, ``∂b = Σ_m ∂y``, ``∂h = ∂y Wᵀ``, zero where a ReLU made ``h`` zero. For state indices,
-        ``∂W`` adds each ``∂y`` to the row of its state."""
+        """``∂L/∂θ [K, size]`` from ``∂L/∂output [K, M, out]``."""
+        return torch.cat(self.backward_blocks(theta, inputs, grad_out), 1)
+
+    def backward_blocks(self, theta: Tensor, inputs: list[Tensor], grad_out: Tensor) -> list[Tensor]:
+        """``∂L/∂θ`` as θ's blocks of columns (``∂W [K, in·out]``, ``∂b [K, out]`` of each layer), layer by layer
+        from the last: for ``y = h W + b``, ``∂W = hᵀ ∂y``, ``∂b = Σ_m ∂y``, ``∂h = ∂y Wᵀ``, zero where a ReLU made
+        ``h`` zero. For state indices, ``∂W`` adds each ``∂y`` to the row of its state."""
         grads, g, layers = [], grad_out, self.layers(theta)
         for n in reversed(range(len(layers))):
             w, h = layers[n][0], inputs[n]
@@ -69,7 +73,7 @@ class StackedMLP:
                 g = torch.bmm(g, w.transpose(1, 2))
                 if n - 1 < self.relu_layers:
                     g = g * (h > 0)
-        return torch.cat(grads[::-1], 1)
+        return grads[::-1]
 
 
 class Grouped:
