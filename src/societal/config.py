@@ -64,7 +64,7 @@ class Config:
     threads: int = 1
     """Torch CPU threads (small networks run fastest on one; two runs then share a 2-core machine)."""
     compile: bool | None = None
-    """``torch.compile`` the PPO update, in the background while training goes on (see ``learning/compiling.py``);
+    """Compile the PPO update (Inductor), in the background while training goes on (see ``learning/compiling.py``);
     ``None``: for CPU runs of MLP agents with a budget of at least 2 M env steps, where it pays."""
     reward_scale: float = 1.0
     reward_shift: float = 0.0
