@@ -195,7 +195,7 @@ class PPO:
             (b1, b2), on = BETAS, (weight.sum(1, keepdim=True) > 0).to(grad.dtype)
             t += on
             m.mul_(1 - (1 - b1) * on).addcmul_(grad, (1 - b1) * on)
-            nonfinite |= ~torch.isfinite(m).all(1)  # as a gradient was not (in the same pass as Adam's)
+            nonfinite |= ~torch.isfinite(m).all(1)  # exactly where a gradient was not finite; read in Adam's pass
             v.mul_(1 - (1 - b2) * on).addcmul_(grad * grad, (1 - b2) * on)
             steps = t.clamp(min=1)
             denom = (v / (1 - b2**steps)).sqrt_().add_(EPS)
