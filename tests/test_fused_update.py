@@ -67,8 +67,9 @@ def test_gradients_by_hand_equal_autograd(case):
         assert hand == pytest.approx(auto, rel=1e-5)
 
 
-def test_the_compiled_update_equals_the_eager_one():
-    agent, samples = CASES["independent, dropout"]()
+@pytest.mark.parametrize("case", ["independent, dropout", "monolithic", "factorized"])
+def test_the_compiled_update_equals_the_eager_one(case):
+    agent, samples = CASES[case]()
     eager, compiled = PPO(agent, **HP), PPO(copy.deepcopy(agent), **HP, compile=True)
     for ppo in (eager, compiled):
         torch.manual_seed(1)
@@ -77,7 +78,7 @@ def test_the_compiled_update_equals_the_eager_one():
             compiled.background.wait()
         for _ in range(3):
             ppo.update(samples)
-    assert compiled.background is None  # switched to the compiled functions
+    assert compiled.background is None and compiled.compiled is not None  # switched to the compiled step
     torch.testing.assert_close(compiled.agent.theta, eager.agent.theta, rtol=0, atol=1e-6)
 
 

@@ -74,7 +74,8 @@ class Monolithic(nn.Module):
         log_p, p, entropy = group.pick(log_p), group.pick(p), group.pick(-(p * log_p).sum(-1))
 
         def backward(grad_log_prob: Tensor, grad_entropy: Tensor) -> Tensor:
-            one_hot = torch.nn.functional.one_hot(action.long(), logits.shape[-1]).to(p.dtype)
+            choices = torch.arange(logits.shape[-1], device=logits.device)
+            one_hot = (action.long()[..., None] == choices).to(p.dtype)  # one_hot() checks the range on the host
             return group.total(grad_log_prob[..., None] * (one_hot - p)
                                - grad_entropy[..., None] * p * (log_p + entropy[..., None]))
 
