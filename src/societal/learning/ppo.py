@@ -163,6 +163,11 @@ class PPO:
         elif (compiled := self.background.result()) is not None:
             self.compiled, self.background = compiled, None
 
+    def finish_compiling(self) -> None:
+        """Wait for a compile in progress (seconds): a process that exits while the compiler works can abort."""
+        if self.background is not None and self.background.started:
+            self.background.wait()
+
     @torch.no_grad()
     def _prepare(self, obs: Tensor, action: Tensor, advantage: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
         """The log-probabilities of the actions (taken at ``obs``) before the update, and each learner's normalised

@@ -131,6 +131,9 @@ class Trainer:
                 self.checkpoint()
         finally:
             self.writer.close()
+            for learner in (self.parts.learner, self.parts.option_learner):
+                if learner is not None:
+                    learner.finish_compiling()
 
     # ---- state -----------------------------------------------------------------------------------
     @property
