@@ -37,7 +37,9 @@ class Specialized:
     """``fn`` traced on example arguments (with ``decompositions``' arithmetic for what Inductor computes slowly)
     and compiled by Inductor, for arguments of the same shapes, strides and dtypes only. ``torch.compile`` checks
     that with guards at every call (≈ 20 of the ≈ 75 µs a minibatch step took on Chain); a caller whose calls
-    share one layout checks it once (``fits``) and otherwise runs eagerly."""
+    share one layout checks it once (``fits``) and otherwise runs eagerly. It uses torch's internal entry points
+    (``make_fx``, ``torch._inductor.compile``, a fake-tensor mode): where a torch release changes them, compiling
+    fails and the run goes on eagerly."""
 
     def __init__(self, fn: Callable, args: tuple[torch.Tensor, ...]) -> None:
         import torch._inductor  # here: the compiler's modules take a second to import
@@ -82,7 +84,7 @@ class Background:
         self.thread.start()
 
     def wait(self) -> None:
-        """Until compiling has ended (benchmarks and tests that want the compiled function from the start)."""
+        """Until compiling has ended (at a run's end; benchmarks and tests that want the compiled function)."""
         self.thread.join()
 
     def result(self) -> Specialized | None:
