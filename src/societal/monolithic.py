@@ -118,9 +118,7 @@ class FactorizedMLP:
         out, inputs = self.one.forward_saving(self.rows(theta), x, batch_dims)  # [K·P, B, 1]
         return out.view(len(theta), self.choices, -1).transpose(1, 2), inputs
 
-    def backward(self, theta: Tensor, inputs: list[Tensor], grad_out: Tensor) -> Tensor:
-        grad = grad_out.transpose(1, 2).reshape(-1, grad_out.shape[1], 1)
-        return self.one.backward(self.rows(theta), inputs, grad).view(len(theta), -1)
-
     def backward_blocks(self, theta: Tensor, inputs: list[Tensor], grad_out: Tensor) -> list[Tensor]:
-        return [self.backward(theta, inputs, grad_out)]
+        """``∂L/∂θ [K, P·size]`` (the P MLPs' blocks side by side) as one block."""
+        grad = grad_out.transpose(1, 2).reshape(-1, grad_out.shape[1], 1)
+        return [self.one.backward(self.rows(theta), inputs, grad).view(len(theta), -1)]

@@ -206,7 +206,7 @@ class PPO:
             denom = (v / (1 - b2**steps)).sqrt_().add_(EPS)
             theta.addcdiv_(m * (lr * on / (1 - b1**steps)), denom, value=-1.0)
             clipped = ((ratio - 1).abs() > self.clip).to(weight.dtype)
-            stats += torch.stack([(v * weight).sum(1).mean() for v in (value_error, entropy, clipped)])
+            stats += torch.stack([(x * weight).sum(1).mean() for x in (value_error, entropy, clipped)])
 
     def autograd_gradient(self, theta: Tensor, x: Tensor, action: Tensor, old_log_prob: Tensor, advantage: Tensor,
                           target: Tensor, weight: Tensor, entropy_coef: Tensor) -> Gradient:
