@@ -44,7 +44,7 @@ def setup(env_id: str, num_envs: int, dropout: bool, compile: bool, gym_copies: 
     device = torch.device("cpu")
     vec = GymVecEnv(env_id, env_kwargs, num_envs, device) if gym_copies else make_vec(env_id, env_kwargs, num_envs,
                                                                                          device)
-    collector = Collector(society, LiteralActions(env.action_space.n), vec, "ccv", 0.99, dropout)
+    collector = Collector(society, LiteralActions(env.action_space.n), vec, "ccv", 0.99, dropout, compile=compile)
     return collector, PPO(society, compile=compile, **PAPER)
 
 
@@ -52,9 +52,10 @@ def training(env_id: str, dropout: bool = False, compile: bool = False, num_envs
              gym_copies: bool = False) -> dict:
     collector, ppo = setup(env_id, num_envs, dropout, compile, gym_copies)
     steps = 4096 // num_envs
-    ppo.update(collector.collect(steps).samples(ppo.agent))
-    if compile:
-        ppo.background.wait()
+    for _ in range(2):  # the first update starts compiling the PPO step, the second rollout the auction step
+        ppo.update(collector.collect(steps).samples(ppo.agent))
+    ppo.finish_compiling()
+    collector.finish_compiling()
     for _ in range(2):  # warm-up (and the switch to the compiled functions)
         ppo.update(collector.collect(steps).samples(ppo.agent))
     collect, update = [], []

@@ -115,7 +115,8 @@ def build_parser() -> Parser:
     setting("--num-envs", "parallel environments", type=int)
     setting("--device", "where to compute", choices=["cpu", "cuda", "auto"])
     setting("--threads", "torch CPU threads", type=int)
-    setting("--compile", "compile the PPO update (Inductor) in the background while training starts eagerly "
+    setting("--compile", "compile the PPO step (and the auction step on a table task) with Inductor in the "
+            "background while training starts eagerly "
             "(default: CPU runs of MLP agents with >= 2 M env steps)",
             action=argparse.BooleanOptionalAction)
     setting("--reward-scale", "utilities use reward-scale · r + reward-shift", type=float)

@@ -64,8 +64,9 @@ class Config:
     threads: int = 1
     """Torch CPU threads (small networks run fastest on one; two runs then share a 2-core machine)."""
     compile: bool | None = None
-    """Compile the PPO update (Inductor), in the background while training goes on (see ``learning/compiling.py``);
-    ``None``: for CPU runs of MLP agents with a budget of at least 2 M env steps, where it pays."""
+    """Compile the PPO step and (a society on a table task) the auction step with Inductor, in the background
+    while training goes on (see ``learning/compiling.py``); ``None``: for CPU runs of MLP agents with a budget of
+    at least 2 M env steps, where it pays."""
     reward_scale: float = 1.0
     reward_shift: float = 0.0
     """Utilities use ``reward_scale·r + reward_shift``, to map other reward ranges into the bid range."""

@@ -85,14 +85,22 @@ def beta_log_prob_entropy(alpha: Tensor, beta: Tensor, bid: Tensor) -> tuple[Ten
 
 
 def sample_beta(alpha_beta: Tensor, stream: np.random.Generator | None = None) -> Tensor:
-    """A draw from each Beta(α, β) of ``alpha_beta [..., 2]``: X / (X + Y) for X ~ Gamma(α), Y ~ Gamma(β), drawn
-    from torch's stream or (CPU tensors) NumPy's ``stream``, whose gamma draws cost two thirds of torch's."""
+    """A draw from each Beta(α, β) of ``alpha_beta [..., 2]``."""
+    return beta_of(draw_gammas(alpha_beta, stream))
+
+
+def draw_gammas(alpha_beta: Tensor, stream: np.random.Generator | None = None) -> Tensor:
+    """X ~ Gamma(α) and Y ~ Gamma(β) for each (α, β) of ``alpha_beta [..., 2]``, from torch's stream or (CPU
+    tensors) NumPy's ``stream``, whose gamma draws cost two thirds of torch's."""
     if stream is None:
-        xy = torch._standard_gamma(alpha_beta)
-    else:
-        values = alpha_beta.numpy()
-        xy = torch.from_numpy(stream.standard_gamma(values, dtype=values.dtype))
-    # Kept inside [ε, 1 − ε], where log-probabilities are finite (both gammas underflow only as α, β → 0).
+        return torch._standard_gamma(alpha_beta)
+    values = alpha_beta.numpy()
+    return torch.from_numpy(stream.standard_gamma(values, dtype=values.dtype))
+
+
+def beta_of(xy: Tensor) -> Tensor:
+    """X / (X + Y) of the gamma draws ``xy [..., 2]``: a Beta(α, β) draw, kept inside [ε, 1 − ε], where
+    log-probabilities are finite (both gammas underflow only as α, β → 0)."""
     return (xy[..., 0] / xy.sum(-1)).nan_to_num(0.5).clamp(BID_EPS, 1 - BID_EPS)
 
 

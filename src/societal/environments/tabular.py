@@ -225,19 +225,32 @@ class TabularVecEnv(SavedState):
 
     def step_indices(self, action: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """``step``, with state indices ``[B, 1]`` in place of the observations."""
-        sa = self.state * self.num_actions + action
+        self.state, self.t, reward, terminated, truncated, final = self.advance(self.state, self.t, action,
+                                                                               self.draws(), mask)
+        return self.state[:, None], reward, terminated, truncated, final[:, None]
+
+    def draws(self) -> tuple[Tensor, ...]:
+        """A step's random numbers, as ``advance`` reads them: a uniform number per copy where actions have several
+        outcomes, then a start state per copy where episodes start at random."""
+        u = () if self.outcomes == 1 else (torch.rand(self.num_envs, 1, generator=self.generator, device=self.device),)
+        return (*u, *(() if self.fixed_start is not None else (self._starts(),)))
+
+    def advance(self, state: Tensor, t: Tensor, action: Tensor, draws: tuple[Tensor, ...], mask: Tensor | None = None
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """``(state, t, reward, terminated, truncated, final)`` after copies in ``state`` at time ``t`` take ``action``
+        (``mask``: only some of them), given the step's ``draws``; a copy whose episode ends starts a new one.
+        Without side effects, so that a compiled auction step can contain it."""
+        sa = state * self.num_actions + action
         if self.outcomes == 1:
             index = sa
         else:  # the outcome whose cumulative probability first exceeds a uniform draw
-            u = torch.rand(len(sa), 1, generator=self.generator, device=self.device)
-            k = (self.cumulative[sa] <= u).sum(1).clamp(max=self.outcomes - 1)
+            k = (self.cumulative[sa] <= draws[0]).sum(1).clamp(max=self.outcomes - 1)
             index = sa * self.outcomes + k
         reward, terminated, final = (x.take(index) for x in (self.reward, self.terminal, self.next_state))
         if mask is not None:  # copies left out stay where they are
-            reward, terminated, final = reward * mask, terminated & mask, torch.where(mask, final, self.state)
-        self.t += 1 if mask is None else mask.long()
-        truncated = ~terminated & (self.t >= self.horizon) if self.horizon is not None else torch.zeros_like(terminated)
+            reward, terminated, final = reward * mask, terminated & mask, torch.where(mask, final, state)
+        t = t + (1 if mask is None else mask.long())
+        truncated = ~terminated & (t >= self.horizon) if self.horizon is not None else torch.zeros_like(terminated)
         done = terminated | truncated
-        self.state = torch.where(done, self._starts(), final)
-        self.t.masked_fill_(done, 0)
-        return self.state[:, None], reward, terminated, truncated, final[:, None]
+        starts = self.fixed_start if self.fixed_start is not None else draws[-1]
+        return torch.where(done, starts, final), t.masked_fill(done, 0), reward, terminated, truncated, final

@@ -61,12 +61,17 @@ def resolve_device(name: str) -> torch.device:
 AUTO_COMPILE_STEPS = 2_000_000  # compiling pays off within about 10 s of eager training
 
 
+def compiling(c: Config, agent: Society | Monolithic, device: torch.device) -> bool:
+    """Whether the run compiles its PPO step (and a society's auction step on a table)."""
+    if c.compile is not None:
+        return c.compile
+    return agent.policy_net is not None and device.type == "cpu" and c.steps >= AUTO_COMPILE_STEPS
+
+
 def make_ppo(agent: Society | Monolithic, c: Config, device: torch.device, codes: torch.Tensor | None = None) -> PPO:
-    compile = c.compile if c.compile is not None else (
-        agent.policy_net is not None and device.type == "cpu" and c.steps >= AUTO_COMPILE_STEPS)
     return PPO(agent, policy_lr=c.policy_lr, value_lr=c.value_lr, clip=c.clip, entropy=c.entropy,
                value_l2=c.value_l2, max_grad_norm=c.max_grad_norm, minibatch=c.minibatch, epochs=c.epochs,
-               compile=compile, codes=codes)
+               compile=compiling(c, agent, device), codes=codes)
 
 
 def primitive_names(config: Config, env: gym.Env, num_primitives: int) -> tuple[str, ...]:
@@ -93,7 +98,8 @@ def build(config: Config, transfer: bool = True) -> Parts:
                        vec, c.network)
         agent.init_bids(c.bid_init_mean, c.bid_init_precision)
         collector = Collector(agent, primitives, vec, c.mechanism, c.gamma, c.dropout, c.reward_scale,
-                              c.reward_shift, c.seed, c.price, c.explore, c.bonus, c.bootstrap_truncated)
+                              c.reward_shift, c.seed, c.price, c.explore, c.bonus, c.bootstrap_truncated,
+                              compiling(c, agent, device))
     else:
         agent = fitted(lambda: Monolithic(shape, primitives.num_primitives, c.hidden, c.network,
                                           factorized=c.agent == "factorized"), vec, c.network)

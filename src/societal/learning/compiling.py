@@ -1,13 +1,13 @@
-"""Compiling without waiting: the PPO step compiled by Inductor in a thread while the run goes on eagerly.
+"""Compiling without waiting: a step compiled by Inductor in a thread while the run goes on eagerly.
 
 Compiled, a PPO minibatch step of the tabular tasks is a few fused C++ kernels, about 8× faster than
-eager; but compiling takes about 8 s with a cold cache (2–3 s once Inductor's on-disk cache holds the
-kernels, as it does for every later run on the machine). ``Background`` compiles a function in a
-thread, traced on copies of a real call's inputs that nobody else uses; the caller keeps training
-with the eager function and switches to the compiled one when it is ready. The switch happens at an
-update boundary, but at a time that depends on the machine, and compiled kernels round differently
-from eager ones: a run that compiles is reproducible to float rounding, not bit for bit (runs without
-compiling are).
+eager, and a society's auction step on a table one kernel, about 4× faster; but compiling takes about
+8 s with a cold cache (2–3 s once Inductor's on-disk cache holds the kernels, as it does for every later
+run on the machine). ``Background`` compiles a function in a thread, traced on copies of a real call's
+inputs that nobody else uses; the caller keeps training with the eager function and switches to the
+compiled one when it is ready. The switch happens at an update boundary, but at a time that depends on
+the machine, and compiled kernels round differently from eager ones: a run that compiles is
+reproducible to float rounding, not bit for bit (runs without compiling are).
 """
 
 from __future__ import annotations
@@ -24,9 +24,6 @@ OPTIONS = {
     # A lower threshold keeps Inductor from inlining a state's special functions (lgamma, digamma) into every
     # sample that reads them: computed once per state, as written.
     "realize_opcount_threshold": 8,
-    # Trust the CPU's flags for its vector instructions instead of building and loading a test library for
-    # each (8 of a cold start's 16 s); where the compiler cannot build them after all, training goes on eagerly.
-    "cpp.vec_isa_ok": True,
     # The caller checks the inputs' sizes and strides once per update (``Specialized.fits``); asserting them at
     # every call costs ≈ 5 µs of a minibatch step.
     "size_asserts": False,
@@ -43,11 +40,19 @@ class Specialized:
 
     def __init__(self, fn: Callable, args: tuple[torch.Tensor, ...]) -> None:
         import torch._inductor  # here: the compiler's modules take a second to import
+        from torch._inductor import config, cpu_vec_isa
         from torch._subclasses.fake_tensor import FakeTensorMode
         from torch.fx.experimental.proxy_tensor import make_fx
         from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
         self.layout = _layout(args)
+        if config.cpp.vec_isa_ok is None:  # (unless TORCHINDUCTOR_VEC_ISA_OK says otherwise)
+            # Trust the CPU's flags for its vector instructions instead of building and loading a test library for
+            # each (8 of a cold start's 16 s); where the compiler cannot build them after all, training goes on
+            # eagerly. Those of its extensions (AVX-512 bf16, VNNI, AMX) are still tried, ≈ 2 s of waiting for the
+            # C++ compiler with a cold cache: meanwhile, the trace goes on.
+            config.cpp.vec_isa_ok = True
+        threading.Thread(target=cpu_vec_isa.valid_vec_isa_list, name="societal-vec-isa", daemon=True).start()
         graph = make_fx(lambda *a: fn(*a), decomposition_table=decompositions.DECOMPOSITIONS)(*args)
         fake = FakeTensorMode(shape_env=ShapeEnv())  # with one, Inductor's on-disk caches serve later runs
         examples = [fake.from_tensor(x, static_shapes=True) for x in args]
@@ -61,35 +66,37 @@ class Specialized:
 
 
 class Background:
-    """Compiles ``fn`` in a thread, once ``start`` gives it the arguments of a real call (copied: the function
-    updates some of them in place)."""
+    """Compiles ``fn`` in a thread on a copy of the arguments of a real call (the function updates some of them in
+    place), one ``Background`` at a time: the compiler is not made for two compiles at once in a process."""
 
-    def __init__(self, fn: Callable) -> None:
-        self.fn, self.compiled, self.thread = fn, None, None
+    lock = threading.Lock()
 
-    @property
-    def started(self) -> bool:
-        return self.thread is not None
+    def __init__(self, fn: Callable, skip: int = 0) -> None:
+        """``skip``: calls of ``ready`` before the one that starts compiling (what starts later compiles later)."""
+        self.fn, self.skip, self.compiled, self.thread = fn, skip, None, None
 
-    def start(self, args: tuple[torch.Tensor, ...]) -> None:
-        example = tuple(x.detach().clone() for x in args)
+    def ready(self, args: tuple[torch.Tensor, ...]) -> Specialized | None:
+        """The compiled function once it is compiled, else None; starts compiling on ``args`` where it has not."""
+        if self.thread is None and self.skip > 0:
+            self.skip -= 1
+        elif self.thread is None:
+            example = tuple(x.detach().clone() for x in args)
+            self.thread = threading.Thread(target=self._compile, args=(example,), name="societal-compile", daemon=True)
+            self.thread.start()
+        return self.compiled
 
-        def compile() -> None:
-            try:
-                self.compiled = Specialized(self.fn, example)
-            except Exception as e:  # a run never fails for want of speed: it goes on eagerly
-                warnings.warn(f"compiling the PPO update failed, training goes on without it: {e}", stacklevel=1)
-
-        self.thread = threading.Thread(target=compile, name="societal-compile", daemon=True)
-        self.thread.start()
+    def _compile(self, args: tuple[torch.Tensor, ...]) -> None:
+        try:
+            with Background.lock:
+                self.compiled = Specialized(self.fn, args)
+        except Exception as e:  # a run never fails for want of speed: it goes on eagerly
+            warnings.warn(f"compiling {self.fn.__qualname__} failed, training goes on without it: {e}", stacklevel=1)
 
     def wait(self) -> None:
-        """Until compiling has ended (at a run's end; benchmarks and tests that want the compiled function)."""
-        self.thread.join()
-
-    def result(self) -> Specialized | None:
-        """The compiled function once it is compiled, else None."""
-        return self.compiled
+        """Until compiling has ended, where it has started (a process that exits while the compiler works can
+        abort)."""
+        if self.thread is not None:
+            self.thread.join()
 
 
 def _layout(args: tuple[torch.Tensor, ...]) -> tuple:

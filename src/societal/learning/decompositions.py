@@ -1,4 +1,4 @@
-"""How the compiled PPO step computes what Inductor would otherwise leave to slow calls (``DECOMPOSITIONS``).
+"""How compiled steps compute what Inductor would otherwise leave to slow calls (``DECOMPOSITIONS``).
 
 Eager code keeps torch's functions; where a step is traced for compiling (``compiling.Specialized``) these
 replace them by arithmetic that Inductor fuses and vectorises:
@@ -10,6 +10,10 @@ replace them by arithmetic that Inductor fuses and vectorises:
 
       ψ(x)  = ψ(y) − Σₖ 1/(x+k),     ψ(y)  ≈ ln y − 1/(2y) − 1/(12y²) + 1/(120y⁴) − 1/(252y⁶)
       ψ′(x) = ψ′(y) + Σₖ 1/(x+k)²,   ψ′(y) ≈ 1/y + 1/(2y²) + 1/(6y³) − 1/(30y⁵) + 1/(42y⁷)
+
+* **the two highest bids** of an auction (``topk(2)``), which Inductor leaves to a library call: as the
+  highest value, then the highest of the others, two reductions fused with the bids' arithmetic (on equal
+  values the first wins; ``topk`` leaves their order open).
 
 * **small batched matrix products** (a per-state layer of Chain or Bandit: a few thousand numbers), which
   Inductor hands to a library call that costs more than the arithmetic: as a sum of products they fuse into
@@ -69,6 +73,14 @@ def _baddbmm(bias: Tensor, a: Tensor, b: Tensor, *, beta: float = 1, alpha: floa
     return bias + product(a, b) if beta == alpha == 1 and _small(a, b) else NotImplemented
 
 
+def _top_two(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> tuple[Tensor, Tensor]:
+    if k != 2 or not largest or dim not in (-1, x.dim() - 1):
+        return NotImplemented
+    first, winner = x.max(-1, keepdim=True)
+    second, runner_up = x.scatter(-1, winner, -torch.inf).max(-1, keepdim=True)
+    return torch.cat([first, second], -1), torch.cat([winner, runner_up], -1)
+
+
 aten = torch.ops.aten
 DECOMPOSITIONS = {aten.digamma.default: _digamma, aten.polygamma.default: _polygamma,
-                  aten.bmm.default: _bmm, aten.baddbmm.default: _baddbmm}
+                  aten.bmm.default: _bmm, aten.baddbmm.default: _baddbmm, aten.topk.default: _top_two}

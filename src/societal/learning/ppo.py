@@ -150,22 +150,14 @@ class PPO:
             for args in calls:
                 step(*args)
             batches += len(index)
-        if self.background is not None:
-            self.use_compiled_when_ready(calls[0])
+        if self.background is not None and self.compiled is None:  # the compiled step from the next update on
+            self.compiled = self.background.ready(calls[0])
         value_loss, policy_entropy, clip_fraction = (stats / max(batches, 1)).tolist()
         return {"value_loss": value_loss, "policy_entropy": policy_entropy, "clip_fraction": clip_fraction}
 
-    def use_compiled_when_ready(self, args: tuple[Tensor, ...]) -> None:
-        """Start compiling the step on a copy of one of this update's calls (``args``); switch to the compiled step,
-        for the next update, once it is done."""
-        if not self.background.started:
-            self.background.start(args)
-        elif (compiled := self.background.result()) is not None:
-            self.compiled, self.background = compiled, None
-
     def finish_compiling(self) -> None:
         """Wait for a compile in progress (seconds): a process that exits while the compiler works can abort."""
-        if self.background is not None and self.background.started:
+        if self.background is not None:
             self.background.wait()
 
     @torch.no_grad()

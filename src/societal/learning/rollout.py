@@ -17,11 +17,12 @@ import torch
 from torch import Tensor
 
 from societal.environments.vector import VecEnv
+from societal.learning.compiling import Background, Specialized
 from societal.learning.ppo import Samples
 from societal.mechanisms import MECHANISMS, auction, prices, settle, utilities
 from societal.monolithic import Monolithic
 from societal.primitives import Options, Transition
-from societal.society import Society, sample_beta
+from societal.society import Society, beta_of, draw_gammas, sample_beta
 
 
 @dataclass
@@ -93,6 +94,7 @@ class Collecting:
     env: VecEnv
     obs: Tensor
     device: torch.device
+    background: Background | None = None  # compiling the collector's step
 
     def start_episodes(self, seed: int | None) -> None:
         self.obs = self.env.reset(seed=seed)
@@ -103,10 +105,13 @@ class Collecting:
 
     def count(self, env_return: Tensor, done: Tensor) -> None:
         """Add a step's return to the episodes in progress; ``done`` ones are complete."""
-        self.episode_return += env_return
-        self.last_return = torch.where(done, self.episode_return, self.last_return)
-        self.completed |= done
-        self.episode_return.masked_fill_(done, 0.0)
+        self.episode_return, self.last_return, self.completed = counted(
+            self.episode_return, self.last_return, self.completed, env_return, done)
+
+    def finish_compiling(self) -> None:
+        """Wait for a compile in progress (seconds): a process that exits while the compiler works can abort."""
+        if self.background is not None:
+            self.background.wait()
 
     def recent_returns(self) -> Tensor:
         """The return of each environment's most recent complete episode, once every environment has completed
@@ -129,6 +134,14 @@ class Collecting:
             self.episode_return.zero_()
 
 
+def counted(episode_return: Tensor, last_return: Tensor, completed: Tensor, env_return: Tensor, done: Tensor
+            ) -> tuple[Tensor, Tensor, Tensor]:
+    """``Collecting.count`` without side effects: the returns of the episodes in progress, the last complete
+    ones, and which environments have completed one."""
+    episode_return = episode_return + env_return
+    return episode_return.masked_fill(done, 0.0), torch.where(done, episode_return, last_return), completed | done
+
+
 def draw_active(num_envs: int, num_bidders: int, device: torch.device) -> Tensor:
     """Agent dropout: k ~ U{0, …, N-2} random bidders of each environment sit out (≥ 2 stay)."""
     k = torch.randint(0, num_bidders - 1, (num_envs, 1), device=device)
@@ -144,6 +157,10 @@ def draw_exploring(active: Tensor, primitive_of: Tensor, rate: float) -> tuple[T
     return torch.where(exploring, active & (primitive_of[pick] == primitive_of), active), exploring[:, 0]
 
 
+LOG = ("obs", "bids", "active", "winner", "first", "second", "market_first", "market_second", "reward", "duration",
+       "last", "resold")  # a society's rollout: what each auction step adds
+
+
 class Collector(Collecting):
     """Keeps a batch of environments running and collects ``steps`` auctions per environment."""
 
@@ -152,7 +169,7 @@ class Collector(Collecting):
     def __init__(self, society: Society, primitives, env: VecEnv, mechanism: str, gamma: float,
                  dropout: bool, reward_scale: float = 1.0, reward_shift: float = 0.0,
                  seed: int | None = None, price: str = "sampled", explore: float = 0.0, bonus: float = 0.0,
-                 bootstrap_truncated: bool = False) -> None:
+                 bootstrap_truncated: bool = False, compile: bool = False) -> None:
         self.society, self.primitives, self.env = society, primitives, env
         self.mechanism, self.gamma, self.dropout = mechanism, gamma, dropout
         self.scale, self.shift = reward_scale, reward_shift
@@ -161,6 +178,13 @@ class Collector(Collecting):
         # Literal actions on a table: the society sees state indices, so the collector keeps those in place of
         # observations it would only turn back into indices.
         self.indexed = env.indexed and primitives.literal
+        # There, without exploration, bonus or resale, an auction step is arithmetic on the table (``market``).
+        self.plain = self.indexed and not (explore or bonus or bootstrap_truncated)
+        # compiled from the second rollout on: the learner's step, which starts compiling after the first update,
+        # gains more and goes first
+        self.background = Background(self.market, skip=1) if compile and self.plain else None
+        self.compiled: Specialized | None = None
+        self.market_step, self.example = None, ()  # this rollout's ``market`` (eager or compiled), a call of it
         self.start_episodes(seed)
         if self.indexed:
             self.obs = env.state[:, None]
@@ -236,6 +260,61 @@ class Collector(Collecting):
         obs, reward, terminated, truncated, final = self.env.step_indices(primitive)
         return Transition(obs, reward, reward, terminated, truncated, self.one_step, final)
 
+    def step(self) -> tuple[Tensor, ...]:
+        """An auction in every environment (the paper's Algorithm 1, steps 1–3): its entries of the log (``LOG``)."""
+        seen = self.current()
+        bids, means = self.bid_and_mean(seen)
+        winner, first, second = self.auction(bids, means, self.active)
+        taking_part, market = self.active, (first, second)
+        if self.explore:
+            taking_part, exploring = draw_exploring(self.active, self.society.primitive_of, self.explore)
+            own = self.auction(bids, means, taking_part)
+            winner, first, second = (torch.where(exploring, x, y) for x, y in zip(own, (winner, first, second)))
+        primitive = self.society.primitive_of[winner]
+        tr = self.act(primitive)
+        reward = self.scale * tr.reward + self.shift
+        if self.bonus:
+            reward = reward + self.count_bonus(seen, primitive)
+        done = tr.terminated | tr.truncated
+        self.count(tr.env_return, done)
+        if self.dropout:
+            self.active = torch.where(done[:, None], draw_active(*self.active.shape, self.device), self.active)
+        self.obs = tr.obs
+        return seen, bids, taking_part, winner, first, second, *market, reward, tr.duration, done, self.resold(tr)
+
+    def table_step(self) -> tuple[Tensor, ...]:
+        """``step`` where it is ``plain``: the random draws, then ``market`` (compiled, once it is)."""
+        seen = self.obs
+        alpha_beta = self.table[seen[:, 0]]
+        xy, draws = draw_gammas(alpha_beta, self.stream), self.env.draws()
+        new_active = draw_active(*self.active.shape, self.device) if self.dropout else self.active
+        env, args = self.env, (xy, alpha_beta, self.active, new_active, self.env.state, self.env.t,
+                               self.episode_return, self.last_return, self.completed, *draws)
+        if self.market_step is None:  # once per rollout
+            self.market_step = self.compiled if self.compiled is not None and self.compiled.fits(args) else self.market
+            self.example = args
+        bids, winner, first, second, reward, done, active, *state = self.market_step(*args)
+        taking_part, self.active = self.active, active
+        env.state, env.t, self.episode_return, self.last_return, self.completed = state
+        self.obs = env.state[:, None]
+        return seen, bids, taking_part, winner, first, second, first, second, reward, self.one_step, done, \
+            self.no_resale
+
+    def market(self, xy: Tensor, alpha_beta: Tensor, active: Tensor, new_active: Tensor, state: Tensor, t: Tensor,
+               episode_return: Tensor, last_return: Tensor, completed: Tensor, *draws: Tensor) -> tuple[Tensor, ...]:
+        """An auction step of a table task without side effects, given its random draws (gammas ``xy`` of the
+        bidders' distributions ``alpha_beta``, the table's ``draws``, and the active bidders of episodes that
+        start): the bids, the auction, the primitive's step and the returns' bookkeeping."""
+        bids = beta_of(xy)
+        means = alpha_beta[..., 0] / alpha_beta.sum(-1) if self.mean_prices else None
+        winner, first, second = self.auction(bids, means, active)
+        state, t, reward, terminated, truncated, _ = self.env.advance(state, t, self.society.primitive_of[winner],
+                                                                     draws)
+        done = terminated | truncated
+        returns = counted(episode_return, last_return, completed, reward, done)
+        return (bids, winner, first, second, self.scale * reward + self.shift, done,
+                torch.where(done[:, None], new_active, active), state, t, *returns)
+
     @torch.no_grad()
     def collect(self, steps: int) -> Rollout:
         # The weights do not change within a rollout: with fewer states than auctions, each state's
@@ -244,32 +323,14 @@ class Collector(Collecting):
         if self.env.codes is not None or self.env.discrete:  # the society sees state indices
             states = once_per_state(self.society, self.env.codes, steps * self.env.num_envs, self.device)
         self.table = None if states is None else torch.stack(self.society.bidder_distributions(states), -1)
-        log = {k: [] for k in ("obs", "bids", "active", "winner", "first", "second", "market_first", "market_second",
-                                "reward", "duration", "last", "resold")}
+        self.market_step = None
+        log = {k: [] for k in LOG}
+        plain = self.plain and self.table is not None
         for _ in range(steps):
-            seen = self.current()
-            bids, means = self.bid_and_mean(seen)
-            winner, first, second = self.auction(bids, means, self.active)
-            taking_part, market = self.active, (first, second)
-            if self.explore:
-                taking_part, exploring = draw_exploring(self.active, self.society.primitive_of, self.explore)
-                own = self.auction(bids, means, taking_part)
-                winner, first, second = (torch.where(exploring, x, y) for x, y in zip(own, (winner, first, second)))
-            primitive = self.society.primitive_of[winner]
-            tr = self.act(primitive)
-            reward = self.scale * tr.reward + self.shift
-            if self.bonus:
-                reward = reward + self.count_bonus(seen, primitive)
-            done = tr.terminated | tr.truncated
-            self.count(tr.env_return, done)
-            for k, v in (("obs", seen), ("bids", bids), ("active", taking_part), ("winner", winner),
-                         ("first", first), ("second", second), ("market_first", market[0]),
-                         ("market_second", market[1]), ("reward", reward), ("duration", tr.duration),
-                         ("last", done), ("resold", self.resold(tr))):
+            for k, v in zip(LOG, self.table_step() if plain else self.step()):
                 log[k].append(v)
-            if self.dropout:
-                self.active = torch.where(done[:, None], draw_active(*self.active.shape, self.device), self.active)
-            self.obs = tr.obs
+        if self.background is not None and self.compiled is None and self.market_step is not None:
+            self.compiled = self.background.ready(self.example)
         r = {k: torch.stack(v) for k, v in log.items()}
         _, next_first, next_second = self.auction(*self.bid_and_mean(self.current()), self.active)
         market = (r["market_first"], r["market_second"]) if self.explore else None

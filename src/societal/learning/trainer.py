@@ -131,9 +131,9 @@ class Trainer:
                 self.checkpoint()
         finally:
             self.writer.close()
-            for learner in (self.parts.learner, self.parts.option_learner):
-                if learner is not None:
-                    learner.finish_compiling()
+            for part in (self.parts.learner, self.parts.option_learner, self.parts.collector):
+                if part is not None:
+                    part.finish_compiling()
 
     # ---- state -----------------------------------------------------------------------------------
     @property
