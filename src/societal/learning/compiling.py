@@ -34,13 +34,18 @@ class Specialized:
     """``fn`` traced on example arguments (with ``decompositions``' arithmetic for what Inductor computes slowly)
     and compiled by Inductor, for arguments of the same shapes, strides and dtypes only. ``torch.compile`` checks
     that with guards at every call (≈ 20 of the ≈ 75 µs a minibatch step took on Chain); a caller whose calls
-    share one layout checks it once (``fits``) and otherwise runs eagerly. It uses torch's internal entry points
-    (``make_fx``, ``torch._inductor.compile``, a fake-tensor mode): where a torch release changes them, compiling
+    share one layout checks it once (``fits``) and otherwise runs eagerly. The graph goes to Inductor's own
+    compiler without AOTAutograd, whose wrappers cost ≈ 8 µs a call and which it does not need (no gradients;
+    the updates in place are functionalised here). It uses torch's internal entry points (``make_fx``,
+    ``compile_fx_inner``, a fake-tensor mode and tracing context): where a torch release changes them, compiling
     fails and the run goes on eagerly."""
 
     def __init__(self, fn: Callable, args: tuple[torch.Tensor, ...]) -> None:
         import torch._inductor  # here: the compiler's modules take a second to import
+        from torch._guards import TracingContext, tracing
         from torch._inductor import config, cpu_vec_isa
+        from torch._inductor.compile_fx import compile_fx_inner
+        from torch._inductor.decomposition import select_decomp_table
         from torch._subclasses.fake_tensor import FakeTensorMode
         from torch.fx.experimental.proxy_tensor import make_fx
         from torch.fx.experimental.symbolic_shapes import ShapeEnv
@@ -53,16 +58,22 @@ class Specialized:
             # C++ compiler with a cold cache: meanwhile, the trace goes on.
             config.cpp.vec_isa_ok = True
         threading.Thread(target=cpu_vec_isa.valid_vec_isa_list, name="societal-vec-isa", daemon=True).start()
-        graph = make_fx(lambda *a: fn(*a), decomposition_table=decompositions.DECOMPOSITIONS)(*args)
-        fake = FakeTensorMode(shape_env=ShapeEnv())  # with one, Inductor's on-disk caches serve later runs
+        table = {**select_decomp_table(), **decompositions.DECOMPOSITIONS}
+        traced = make_fx(lambda *a: fn(*a) or (), decomposition_table=table)(*args)
+        # Inductor compiles graphs without side effects: the updates in place become copies back at the end
+        graph = make_fx(torch.func.functionalize(traced))(*args)
+        # With a shape environment, Inductor's on-disk cache serves later runs; real tensors are the graph's
+        # constants (a table task's tables).
+        fake = FakeTensorMode(allow_non_fake_inputs=True, shape_env=ShapeEnv())
         examples = [fake.from_tensor(x, static_shapes=True) for x in args]
-        self.compiled = torch._inductor.compile(graph, examples, options=OPTIONS)
+        with config.patch(OPTIONS), tracing(TracingContext(fake)):
+            self.compiled = compile_fx_inner(graph, examples)
 
     def fits(self, args: tuple[torch.Tensor, ...]) -> bool:
         return _layout(args) == self.layout
 
-    def __call__(self, *args: torch.Tensor) -> object:
-        return self.compiled(*args)
+    def __call__(self, *args: torch.Tensor) -> list[torch.Tensor]:
+        return self.compiled(list(args))
 
 
 class Background:
