@@ -115,10 +115,10 @@ class Config:
     eval_episodes: int = 100
     eval_max_auctions: int = 1000
     """An evaluation episode still running after this many auctions counts with its return so far."""
-    checkpoint_every: int = 10
+    checkpoint_every: int = 50
     checkpoint_s: float = 120.0
-    """A checkpoint to resume from is written every ``checkpoint_every`` updates, and whenever ``checkpoint_s``
-    seconds have passed since the last one."""
+    """A checkpoint to resume from is written every ``checkpoint_every`` updates (with the evaluations), and
+    whenever ``checkpoint_s`` seconds have passed since the last one."""
     eval_greedy: bool = False
     """Evaluation bids the mean of every bidder's distribution (a monolithic policy: its most probable
     choice) instead of sampling, as Stable-Baselines3 evaluates deterministically."""

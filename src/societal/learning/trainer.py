@@ -192,8 +192,8 @@ class Trainer:
 def return_stats(returns: torch.Tensor) -> dict:
     if len(returns) == 0:
         return {"return_mean": math.nan}
-    return {"return_mean": returns.mean().item(), "return_std": returns.std(unbiased=False).item(),
-            "return_min": returns.min().item(), "return_max": returns.max().item()}
+    stats = torch.stack([returns.mean(), returns.std(unbiased=False), returns.min(), returns.max()]).tolist()
+    return dict(zip(("return_mean", "return_std", "return_min", "return_max"), stats))
 
 
 def numpy_rng_state() -> dict:
