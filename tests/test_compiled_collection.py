@@ -12,6 +12,7 @@ from societal.society import Society
 
 def rollouts(env_id: str, compile: bool, dropout: bool = False, price: str = "sampled", plain: bool = True
              ) -> tuple[Collector, list]:
+    """Three rollouts after two; ``plain``: with ``table_step`` (else the general ``step``)."""
     torch.manual_seed(0)
     env = make(env_id)
     society = Society(obs_shape(env.observation_space), env.action_space.n)

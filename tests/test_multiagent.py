@@ -37,7 +37,6 @@ def test_rewards_are_the_native_rollouts_utilities_one_step_later(mechanism):
     bids = torch.rand(steps + 1, 1, 4)
     calls = iter(bids)
     native.bid_and_mean = lambda obs: (b := next(calls), b)  # the same bids in both
-    native.plain = False  # (the auction step that draws its bids with bid_and_mean)
     rollout = native.collect(steps)
     end = int(rollout.last[:, 0].nonzero()[0])  # the first episode's last step
     expected = torch.zeros(end + 1, 4)
