@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import societal
 from societal.config import Config
 from societal.errors import SocietalError
-from societal.learning.rollout import option_samples
+from societal.learning.choices import option_samples
 
 FAST = dict(steps=20_000, eval_every=2, eval_episodes=20, progress=False)
 
@@ -151,7 +151,7 @@ def test_duality_society_alternates(tmp_path):
 
 
 def test_gae_bootstraps_truncations_but_not_terminations():
-    from societal.learning.rollout import gae
+    from societal.learning.choices import gae
 
     reward = torch.tensor([[1.0], [0.0], [2.0]])
     discount = torch.tensor([[0.9], [0.81], [0.9]])  # the middle step lasted two env steps

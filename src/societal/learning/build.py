@@ -18,8 +18,9 @@ from societal.environments.vector import VecEnv, make, make_vec, obs_shape
 from societal.errors import SocietalError, SocietalWarning
 from societal.evaluation import make_eval_env
 from societal.learning.bids import BidLog
+from societal.learning.choices import MonolithicCollector
 from societal.learning.ppo import PPO
-from societal.learning.rollout import Collector, MonolithicCollector
+from societal.learning.rollout import Collector
 from societal.monolithic import Monolithic
 from societal.primitives import LiteralActions, Options, make_primitives
 from societal.society import Society

@@ -1,5 +1,5 @@
-"""Collecting rollouts from a batch of environments: auction steps of a society (the paper's Algorithm 1,
-steps 1–3) and choices of the monolithic baseline.
+"""Collecting a society's rollouts from a batch of environments: auction steps (the paper's Algorithm 1,
+steps 1–3).
 
 At every step every bidder of every environment bids (one batched sample), the highest active
 bid wins, the winner's primitive runs, and the mechanism later turns the log into utilities.
@@ -17,24 +17,12 @@ import torch
 from torch import Tensor
 
 from societal.environments.vector import VecEnv
+from societal.learning.collecting import Collected, Collecting, counted
 from societal.learning.compiling import Background, Specialized
 from societal.learning.ppo import Samples
 from societal.mechanisms import MECHANISMS, auction, prices, settle, utilities
-from societal.monolithic import Monolithic
-from societal.primitives import Options, Transition
+from societal.primitives import Transition
 from societal.society import Society, beta_of, draw_gammas, sample_beta
-
-
-@dataclass
-class Collected:
-    """What a rollout gives the trainer, from a society or from a monolithic agent alike."""
-
-    samples: Samples
-    returns: Tensor  # the return of each environment's last complete episode (Collecting.recent_returns)
-    episodes: int  # episodes that ended in the rollout
-    env_steps: int
-    continuation: Tensor  # [T, B] what the chooser of step t gets where that step ended (trainable options)
-    market: dict[str, float]  # a society's: winner_utility, conservation_residual
 
 
 @dataclass
@@ -84,62 +72,6 @@ def once_per_state(society: Society, codes: Tensor | None, uses: int, device: to
         return codes
     states = society.spec["obs_shape"][0]
     return torch.arange(states, device=device)[:, None] if states <= uses else None
-
-
-class Collecting:
-    """What every collector keeps between rollouts (``STATE``, with its environments), saved for a resume,
-    and the returns of the episodes it completes."""
-
-    STATE: tuple[str, ...] = ("obs", "episode_return", "last_return", "completed")
-    env: VecEnv
-    obs: Tensor
-    device: torch.device
-    background: Background | None = None  # compiling the collector's step
-
-    def start_episodes(self, seed: int | None) -> None:
-        self.obs = self.env.reset(seed=seed)
-        self.device = self.obs.device
-        self.episode_return = torch.zeros(self.env.num_envs, device=self.device)
-        self.last_return = torch.zeros_like(self.episode_return)
-        self.completed = torch.zeros(self.env.num_envs, dtype=torch.bool, device=self.device)
-
-    def count(self, env_return: Tensor, done: Tensor) -> None:
-        """Add a step's return to the episodes in progress; ``done`` ones are complete."""
-        self.episode_return, self.last_return, self.completed = counted(
-            self.episode_return, self.last_return, self.completed, env_return, done)
-
-    def finish_compiling(self) -> None:
-        """Wait for a compile in progress (seconds): a process that exits while the compiler works can abort."""
-        if self.background is not None:
-            self.background.wait()
-
-    def recent_returns(self) -> Tensor:
-        """The return of each environment's most recent complete episode, once every environment has completed
-        one (else none). Returns of the episodes that end within a rollout would favour short episodes early
-        in training (on Chain only the fast ones end in the first rollout)."""
-        return self.last_return.clone() if self.completed.all() else self.last_return[:0]
-
-    def state_dict(self) -> dict:
-        return {**{k: getattr(self, k).clone() for k in self.STATE}, "env": self.env.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore ``state_dict()``; environments that cannot be restored (Gymnasium envs) start new episodes
-        from seeded resets instead."""
-        if self.env.resumable:
-            self.env.load_state_dict(state["env"])
-            for k in self.STATE:
-                setattr(self, k, state[k].to(self.device))
-        else:
-            self.obs = self.env.reset(seed=int(torch.randint(2**31, ())))
-            self.episode_return.zero_()
-
-
-def counted(episode_return: Tensor, last_return: Tensor, completed: Tensor, env_return: Tensor, done: Tensor
-            ) -> tuple[Tensor, Tensor, Tensor]:
-    """``Collecting.count`` without side effects: the returns of the episodes in progress, the last complete
-    ones, and which environments have completed one."""
-    episode_return = episode_return + env_return
-    return episode_return.masked_fill(done, 0.0), torch.where(done, episode_return, last_return), completed | done
 
 
 def draw_active(num_envs: int, num_bidders: int, device: torch.device) -> Tensor:
@@ -343,82 +275,3 @@ class Collector(Collecting):
         return Rollout(r["obs"], r["bids"], r["active"], r["winner"], utility, residual,
                        prices(self.mechanism, *auctions)[1] + r["resold"], r["last"], self.recent_returns(),
                        int(r["duration"].sum().item()), self.env.codes)
-
-
-def gae(reward: Tensor, discount: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
-        done: Tensor, lam: float) -> Tensor:
-    """Generalised advantage estimates ``[T, B]`` of a semi-MDP rollout (options: a step lasts τ env steps).
-
-    δ_t = r_t + γ^τ_t · V(s_{t+1}) · (1 − terminated_t) − V(s_t), where s_{t+1} is where step t
-    ended (a truncated episode is bootstrapped); A_t = δ_t + γ^τ_t · λ · (1 − done_t) · A_{t+1}.
-    """
-    delta = reward + discount * next_value * ~terminated - value
-    advantage = torch.zeros_like(delta)
-    running = torch.zeros_like(delta[0])
-    for t in range(len(delta) - 1, -1, -1):
-        running = delta[t] + discount[t] * lam * ~done[t] * running
-        advantage[t] = running
-    return advantage
-
-
-class MonolithicCollector(Collecting):
-    """Keeps a batch of environments running; a rollout of ``steps`` choices becomes PPO samples."""
-
-    def __init__(self, agent: Monolithic, primitives, env, gamma: float, lam: float, reward_scale: float = 1.0,
-                 reward_shift: float = 0.0, seed: int | None = None) -> None:
-        self.agent, self.primitives, self.env, self.gamma, self.lam = agent, primitives, env, gamma, lam
-        self.scale, self.shift = reward_scale, reward_shift
-        self.start_episodes(seed)
-
-    @torch.no_grad()
-    def gather(self, steps: int) -> Collected:
-        """``steps`` choices in every environment as PPO samples; the continuation is V where each step ended."""
-        log = {k: [] for k in ("obs", "action", "reward", "duration", "terminated", "done", "final")}
-        for _ in range(steps):
-            action = self.agent.act(self.obs)
-            tr = self.primitives.apply(self.env, self.obs, action)
-            done = tr.terminated | tr.truncated
-            self.count(tr.env_return, done)
-            for k, v in (("obs", self.obs), ("action", action), ("reward", tr.reward), ("duration", tr.duration),
-                         ("terminated", tr.terminated), ("done", done), ("final", tr.final_obs)):
-                log[k].append(v)
-            self.obs = tr.obs
-        r = {k: torch.stack(v) for k, v in log.items()}
-        t, b = r["action"].shape
-        obs = r["obs"].flatten(0, 1)
-        value = self.agent.values(obs)[0].view(t, b)
-        next_value = self.agent.values(r["final"].flatten(0, 1))[0].view(t, b)  # where each step ended
-        advantage = gae(self.scale * r["reward"] + self.shift, self.gamma ** r["duration"], value, next_value,
-                        r["terminated"], r["done"], self.lam)
-        samples = Samples(obs, r["action"].view(1, -1).float(), (advantage + value).view(1, -1),
-                          advantage.view(1, -1), torch.ones(1, t * b, dtype=torch.bool, device=obs.device))
-        return Collected(samples, self.recent_returns(), int(r["done"].sum()), int(r["duration"].sum().item()),
-                         next_value, {})
-
-
-@torch.no_grad()
-def option_samples(options: Options, lam: float, continuation: Tensor) -> Samples:
-    """PPO samples of the trainable options' inner steps since the last call; option k learns from its own steps.
-
-    An option works for whoever chose it: GAE runs within each option call on the environment's
-    reward, and a call that ends without the episode terminating is bootstrapped with
-    ``continuation [T, B]``, the chooser's value of the state where call t of environment b ended
-    (a society's primitive: what it gets for that state at the next auction; a monolithic policy:
-    its value there). The 2020 code bootstrapped with the value function of the option that ran
-    next, a sub-task value that is not earned on the task at hand.
-    """
-    env, obs, action, reward, terminated, ended, final, option, call = (torch.cat(x) for x in zip(*options.steps))
-    sizes = [len(step[0]) for step in options.steps]
-    options.steps, options.calls = [], 0
-    rows, gamma = torch.arange(len(env), device=env.device), options.gamma
-    value = torch.cat([options.net.values(o) for o in obs.split(8192)], 1)[option, rows]
-    next_value = torch.cat([options.net.values(o) for o in final.split(8192)], 1)[option, rows]
-    next_value = torch.where(ended, continuation[call, env], next_value)
-    delta = reward + gamma * next_value * ~terminated - value
-    advantage, carry = torch.empty_like(delta), torch.zeros(int(env.max()) + 1, device=env.device)
-    for d, e, end, a in zip(*(x.split(sizes)[::-1] for x in (delta, env, ended, advantage))):
-        a.copy_(d + gamma * lam * ~end * carry[e])  # each environment's next inner step is later
-        carry[e] = a
-    k, n = options.num_primitives, len(env)
-    return Samples(obs, action.float().expand(k, n), (advantage + value).expand(k, n), advantage.expand(k, n),
-                   torch.nn.functional.one_hot(option, k).t().bool())

@@ -18,7 +18,8 @@ from societal.config import Config
 from societal.errors import Diverged, EnvironmentFailed, SocietalError
 from societal.evaluation import evaluate
 from societal.learning.build import Parts, build
-from societal.learning.rollout import Collected, option_samples
+from societal.learning.choices import option_samples
+from societal.learning.collecting import Collected
 from societal.storage import RunWriter
 
 
