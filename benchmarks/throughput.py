@@ -72,9 +72,10 @@ def training(env_id: str, dropout: bool = False, compile: bool = False, num_envs
 
 
 def whole_run(cold: bool) -> float:
-    """Seconds of the main job as a process (import, build, training, evaluation, outputs)."""
+    """Seconds of the main job as a process (import, build, training, evaluation, outputs); ``cold``: with nothing
+    of Inductor's on disk (its cache and anything else it keeps under the temporary folder)."""
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, **({"TORCHINDUCTOR_CACHE_DIR": f"{tmp}/inductor"} if cold else {})}
+        env = {**os.environ, **({"TORCHINDUCTOR_CACHE_DIR": f"{tmp}/inductor", "TMPDIR": tmp} if cold else {})}
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "societal", *MAIN_JOB, "--out", f"{tmp}/run"], env=env, check=True,
                        stdout=subprocess.DEVNULL)

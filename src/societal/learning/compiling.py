@@ -1,9 +1,9 @@
 """Compiling without waiting: a step compiled by Inductor in a thread while the run goes on eagerly.
 
 Compiled, a PPO minibatch step of the tabular tasks is a few fused C++ kernels, about 8× faster than
-eager, and a society's auction step on a table one kernel, about 4× faster; but compiling takes about
-8 s with a cold cache (2–3 s once Inductor's on-disk cache holds the kernels, as it does for every later
-run on the machine). ``Background`` compiles a function in a thread, traced on copies of a real call's
+eager, and a society's auction step on a table one kernel, about 4× faster; but compiling the PPO step
+takes about 7 s with a cold cache (about 1 s once Inductor's on-disk cache holds the kernels, as it does
+for every later run on the machine). ``Background`` compiles a function in a thread, traced on copies of a real call's
 inputs that nobody else uses; the caller keeps training with the eager function and switches to the
 compiled one when it is ready. The switch happens at an update boundary, but at a time that depends on
 the machine, and compiled kernels round differently from eager ones: a run that compiles is
@@ -12,6 +12,7 @@ reproducible to float rounding, not bit for bit (runs without compiling are).
 
 from __future__ import annotations
 
+import functools
 import threading
 import warnings
 from collections.abc import Callable
@@ -27,6 +28,9 @@ OPTIONS = {
     # The caller checks the inputs' sizes and strides once per update (``Specialized.fits``); asserting them at
     # every call costs ≈ 5 µs of a minibatch step.
     "size_asserts": False,
+    # A precompiled header takes 4.5 s to build, more than it saves the two kernels of a run, and 155 MB of disk
+    # for each set of compiler flags.
+    "cpp_cache_precompile_headers": False,
 }
 
 
@@ -40,34 +44,19 @@ class Specialized:
     ``compile_fx_inner``, a fake-tensor mode and tracing context): where a torch release changes them, compiling
     fails and the run goes on eagerly."""
 
-    def __init__(self, fn: Callable, args: tuple[torch.Tensor, ...]) -> None:
-        import torch._inductor  # here: the compiler's modules take a second to import
+    def __init__(self, fn: Callable, args: tuple[torch.Tensor, ...], vector: bool = True) -> None:
+        """``vector=False``: plain loops, for a function of small tensors (a few hundred numbers each), where Inductor's
+        vector loops (and their tails) are slower and take a third longer to compile."""
         from torch._guards import TracingContext, tracing
-        from torch._inductor import config, cpu_vec_isa
+        from torch._inductor import config
         from torch._inductor.compile_fx import compile_fx_inner
-        from torch._inductor.decomposition import select_decomp_table
-        from torch._subclasses.fake_tensor import FakeTensorMode
-        from torch.fx.experimental.proxy_tensor import make_fx
-        from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
         self.layout = _layout(args)
-        if config.cpp.vec_isa_ok is None:  # (unless TORCHINDUCTOR_VEC_ISA_OK says otherwise)
-            # Trust the CPU's flags for its vector instructions instead of building and loading a test library for
-            # each (8 of a cold start's 16 s); where the compiler cannot build them after all, training goes on
-            # eagerly. Those of its extensions (AVX-512 bf16, VNNI, AMX) are still tried, ≈ 2 s of waiting for the
-            # C++ compiler with a cold cache: meanwhile, the trace goes on.
-            config.cpp.vec_isa_ok = True
-        threading.Thread(target=cpu_vec_isa.valid_vec_isa_list, name="societal-vec-isa", daemon=True).start()
-        table = {**select_decomp_table(), **decompositions.DECOMPOSITIONS}
-        traced = make_fx(lambda *a: fn(*a) or (), decomposition_table=table)(*args)
-        # Inductor compiles graphs without side effects: the updates in place become copies back at the end
-        graph = make_fx(torch.func.functionalize(traced))(*args)
-        # With a shape environment, Inductor's on-disk cache serves later runs; real tensors are the graph's
-        # constants (a table task's tables).
-        fake = FakeTensorMode(allow_non_fake_inputs=True, shape_env=ShapeEnv())
-        examples = [fake.from_tensor(x, static_shapes=True) for x in args]
-        with config.patch(OPTIONS), tracing(TracingContext(fake)):
-            self.compiled = compile_fx_inner(graph, examples)
+        with config.patch(_options(vector)):
+            graph, examples = _traced(fn, args)
+            _compiler().join()
+            with tracing(TracingContext(examples[0].fake_mode)):
+                self.compiled = compile_fx_inner(graph, examples)
 
     def fits(self, args: tuple[torch.Tensor, ...]) -> bool:
         return _layout(args) == self.layout
@@ -82,15 +71,17 @@ class Background:
 
     lock = threading.Lock()
 
-    def __init__(self, fn: Callable, skip: int = 0) -> None:
-        """``skip``: calls of ``ready`` before the one that starts compiling (what starts later compiles later)."""
-        self.fn, self.skip, self.compiled, self.thread = fn, skip, None, None
+    def __init__(self, fn: Callable, skip: int = 0, vector: bool = True) -> None:
+        """``skip``: calls of ``ready`` before the one that starts compiling (what starts later compiles later);
+        ``vector``: as ``Specialized``'s."""
+        self.fn, self.skip, self.vector, self.compiled, self.thread = fn, skip, vector, None, None
 
     def ready(self, args: tuple[torch.Tensor, ...]) -> Specialized | None:
         """The compiled function once it is compiled, else None; starts compiling on ``args`` where it has not."""
         if self.thread is None and self.skip > 0:
             self.skip -= 1
         elif self.thread is None:
+            _compiler()
             example = tuple(x.detach().clone() for x in args)
             self.thread = threading.Thread(target=self._compile, args=(example,), name="societal-compile", daemon=True)
             self.thread.start()
@@ -99,7 +90,7 @@ class Background:
     def _compile(self, args: tuple[torch.Tensor, ...]) -> None:
         try:
             with Background.lock:
-                self.compiled = Specialized(self.fn, args)
+                self.compiled = Specialized(self.fn, args, self.vector)
         except Exception as e:  # a run never fails for want of speed: it goes on eagerly
             warnings.warn(f"compiling {self.fn.__qualname__} failed, training goes on without it: {e}", stacklevel=1)
 
@@ -112,3 +103,54 @@ class Background:
 
 def _layout(args: tuple[torch.Tensor, ...]) -> tuple:
     return tuple((x.shape, x.stride(), x.dtype, x.device) for x in args)
+
+
+def _options(vector: bool = True) -> dict:
+    """``OPTIONS``, and: trust the CPU's flags for its vector instructions instead of building and loading a test
+    library for each (1.2–1.5 s each with a cold cache) unless ``TORCHINDUCTOR_VEC_ISA_OK`` says otherwise; where
+    the compiler cannot build them after all, training goes on eagerly. Inductor's settings hold for the thread
+    that sets them (a thread started without them tries each test library again, beside the compile)."""
+    from torch._inductor import config
+
+    options = dict(OPTIONS)
+    if config.cpp.vec_isa_ok is None:
+        options["cpp.vec_isa_ok"] = True
+    if not vector:
+        options["cpp.simdlen"] = 1  # no vector width is 1: plain loops
+    return options
+
+
+@functools.cache
+def _compiler() -> threading.Thread:
+    """Called once per process by the first ``Background`` to compile: imports Inductor (a second, which in a thread
+    beside training takes twice as long and stalls the training) and starts a thread that has it try the CPU's vector
+    extensions (AVX-512 bf16, VNNI, AMX: ≈ 1.5 s of waiting for the C++ compiler with a cold cache) while the rest is
+    imported and the function traced."""
+    from torch._inductor import config, cpu_vec_isa
+
+    def probe() -> None:
+        with config.patch(_options()):
+            cpu_vec_isa.valid_vec_isa_list()
+
+    thread = threading.Thread(target=probe, name="societal-vec-isa", daemon=True)
+    thread.start()
+    import torch._inductor.compile_fx  # noqa: F401
+
+    return thread
+
+
+def _traced(fn: Callable, args: tuple[torch.Tensor, ...]) -> tuple[torch.fx.GraphModule, list[torch.Tensor]]:
+    """``fn``'s graph without side effects (the updates in place become copies back at the end), and fake copies
+    of ``args`` to compile it for."""
+    from torch._inductor.decomposition import select_decomp_table
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.proxy_tensor import make_fx
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+    table = {**select_decomp_table(), **decompositions.DECOMPOSITIONS}
+    traced = make_fx(lambda *a: fn(*a) or (), decomposition_table=table)(*args)
+    graph = make_fx(torch.func.functionalize(traced))(*args)
+    # With a shape environment, Inductor's on-disk cache serves later runs; real tensors are the graph's constants
+    # (a table task's tables).
+    fake = FakeTensorMode(allow_non_fake_inputs=True, shape_env=ShapeEnv())
+    return graph, [fake.from_tensor(x, static_shapes=True) for x in args]

@@ -115,7 +115,7 @@ class Collector(Collecting):
         self.plain = compile and self.indexed and not (explore or bonus or bootstrap_truncated)
         # compiling starts at the second rollout: the learner's step, which starts compiling after the first
         # update, gains more and goes first
-        self.background = Background(self.market, skip=1) if self.plain else None
+        self.background = Background(self.market, skip=1, vector=False) if self.plain else None
         self.compiled: Specialized | None = None
         self.market_step, self.example = None, ()  # this rollout's ``market`` (eager or compiled), a call of it
         self.start_episodes(seed)
