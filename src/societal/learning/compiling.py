@@ -1,13 +1,13 @@
 """Compiling without waiting: a step compiled by Inductor in a thread while the run goes on eagerly.
 
-Compiled, a PPO minibatch step of the tabular tasks is a few fused C++ kernels, about 8× faster than
-eager, and a society's auction step on a table one kernel, about 4× faster; but compiling the PPO step
-takes about 7 s with a cold cache (about 1 s once Inductor's on-disk cache holds the kernels, as it does
-for every later run on the machine). ``Background`` compiles a function in a thread, traced on copies of a real call's
-inputs that nobody else uses; the caller keeps training with the eager function and switches to the
-compiled one when it is ready. The switch happens at an update boundary, but at a time that depends on
-the machine, and compiled kernels round differently from eager ones: a run that compiles is
-reproducible to float rounding, not bit for bit (runs without compiling are).
+Compiled, a PPO minibatch step of the tabular tasks is a few fused C++ kernels, about 8× faster than eager, and
+a society's auction step on a table one kernel, about 4× faster; but compiling the PPO step takes about 7 s with
+a cold cache (about 1 s once Inductor's on-disk cache holds the kernels, as it does for every later run on the
+machine). ``Background`` compiles a function in a thread, traced on copies of a real call's inputs that nobody
+else uses; the caller keeps training with the eager function and switches to the compiled one when it is ready.
+The switch happens at an update boundary, but at a time that depends on the machine, and compiled kernels round
+differently from eager ones: a run that compiles is reproducible to float rounding, not bit for bit (runs
+without compiling are).
 """
 
 from __future__ import annotations
