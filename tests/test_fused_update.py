@@ -2,6 +2,9 @@
 
 import copy
 import dataclasses
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -103,6 +106,17 @@ def test_the_compiled_step_runs_where_its_arguments_fit_and_the_eager_one_elsewh
         ppo.update(fewer)
     assert len(calls) == minibatches  # no compiled call for samples of another shape
     torch.testing.assert_close(compiled.agent.theta, eager.agent.theta, rtol=0, atol=0)
+
+
+def test_without_a_cpp_compiler_a_compiling_run_says_so_and_trains_eagerly(tmp_path):
+    env = {**os.environ, "CXX": str(tmp_path / "no-such-compiler"), "TMPDIR": str(tmp_path)}
+    argv = ["train", "societal/Chain-v0", "--steps", "40000", "--compile", "--quiet", "--out", str(tmp_path / "run"),
+            "--set", "eval_episodes=10"]
+    done = subprocess.run([sys.executable, "-m", "societal", *argv], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "Exception in thread" not in done.stderr
+    assert "compiling PPO._step failed, training goes on without it: InvalidCxxCompiler" in done.stderr
+    assert "env steps, evaluation return" in done.stdout  # trained to the end and evaluated
 
 
 def test_the_compiled_steps_digamma_and_trigamma_equal_torchs():

@@ -12,6 +12,7 @@ without compiling are).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import warnings
@@ -129,7 +130,8 @@ def _compiler() -> threading.Thread:
     from torch._inductor import config, cpu_vec_isa
 
     def probe() -> None:
-        with config.patch(_options()):
+        # without a working C++ compiler the compile itself says so, in one line, and the run goes on eagerly
+        with config.patch(_options()), contextlib.suppress(Exception):
             cpu_vec_isa.valid_vec_isa_list()
 
     thread = threading.Thread(target=probe, name="societal-vec-isa", daemon=True)
