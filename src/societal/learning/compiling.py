@@ -29,8 +29,8 @@ OPTIONS = {
     # The caller checks the inputs' sizes and strides once per update (``Specialized.fits``); asserting them at
     # every call costs ≈ 5 µs of a minibatch step.
     "size_asserts": False,
-    # A precompiled header takes 4.5 s to build, more than it saves the two kernels of a run, and 155 MB of disk
-    # for each set of compiler flags.
+    # A precompiled header takes 4.5 s to build, more than it saves the two kernels of a run (≈ 1.2 s each), and
+    # 155 MB of the temporary folder for each set of compiler flags. (``torch.compile``'s many kernels gain from it.)
     "cpp_cache_precompile_headers": False,
 }
 
@@ -53,7 +53,7 @@ class Specialized:
         from torch._inductor.compile_fx import compile_fx_inner
 
         self.layout = _layout(args)
-        with config.patch(_options(vector)):
+        with config.patch({**OPTIONS, **settings(vector)}):
             graph, examples = _traced(fn, args)
             _compiler().join()
             with tracing(TracingContext(examples[0].fake_mode)):
@@ -106,14 +106,15 @@ def _layout(args: tuple[torch.Tensor, ...]) -> tuple:
     return tuple((x.shape, x.stride(), x.dtype, x.device) for x in args)
 
 
-def _options(vector: bool = True) -> dict:
-    """``OPTIONS``, and: trust the CPU's flags for its vector instructions instead of building and loading a test
-    library for each (1.2–1.5 s each with a cold cache) unless ``TORCHINDUCTOR_VEC_ISA_OK`` says otherwise; where
-    the compiler cannot build them after all, training goes on eagerly. Inductor's settings hold for the thread
-    that sets them (a thread started without them tries each test library again, beside the compile)."""
+def settings(vector: bool = True) -> dict:
+    """Inductor's settings for every compile of a run (here and ``torch.compile``'s): trust the CPU's flags for its
+    vector instructions instead of building and loading a test library for each (1.2–1.5 s each with a cold cache)
+    unless ``TORCHINDUCTOR_VEC_ISA_OK`` says otherwise (where the compiler cannot build them after all, training
+    goes on eagerly); ``vector=False``: plain loops. Inductor's settings hold for the thread that sets them (a
+    thread started without them tries each test library again)."""
     from torch._inductor import config
 
-    options = dict(OPTIONS)
+    options = {}
     if config.cpp.vec_isa_ok is None:
         options["cpp.vec_isa_ok"] = True
     if not vector:
@@ -131,7 +132,7 @@ def _compiler() -> threading.Thread:
 
     def probe() -> None:
         # without a working C++ compiler the compile itself says so, in one line, and the run goes on eagerly
-        with config.patch(_options()), contextlib.suppress(Exception):
+        with config.patch(settings()), contextlib.suppress(Exception):
             cpu_vec_isa.valid_vec_isa_list()
 
     thread = threading.Thread(target=probe, name="societal-vec-isa", daemon=True)

@@ -23,7 +23,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from societal.learning.compiling import Background
+from societal.learning.compiling import Background, settings
 from societal.networks import UNGROUPED, Grouped, Stacked, StackedMLP, Ungrouped
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
@@ -118,7 +118,8 @@ class PPO:
         if compile and agent.policy_net is not None:
             self.background = Background(self._step)  # prepare, once per update, costs more to compile
         elif compile:
-            self.prepare, self.step = torch.compile(self._prepare), torch.compile(self._step)
+            options = settings()
+            self.prepare, self.step = (torch.compile(f, options=options) for f in (self._prepare, self._step))
 
     def state_dict(self) -> dict:
         return {"m": self.m, "v": self.v, "t": self.t}
