@@ -137,3 +137,10 @@ def test_exploratory_auctions_hold_one_random_primitives_bidders():
     share = torch.bincount(primitive_of[held.float().argmax(1)], minlength=3).float() / len(held)
     assert share.tolist() == pytest.approx([0.2, 0.4, 0.4], abs=0.05)
     assert torch.equal(draw_exploring(active, primitive_of, 0.0)[0], active)
+
+
+def test_the_configs_names_are_the_registries():
+    from societal import config, networks
+
+    assert tuple(MECHANISMS) == config.MECHANISMS
+    assert config.NETWORKS == networks.NETWORKS

@@ -4,27 +4,34 @@
     run = societal.train("societal/Chain-v0", mechanism="ccv", steps=2_000_000, seed=0)
     print(run.metrics.tail())
     run = societal.load(run.path)        # evaluate, transfer; societal.train(resume=run.path) continues it
+
+Importing ``societal`` registers the ``societal/`` environments with Gymnasium and nothing more: torch and
+the rest load with the first name used (so that ``societal --help`` answers at once), Ray only with ``sweep``.
 """
 
-import pandas as pd
+import importlib
 
 import societal.environments  # noqa: F401  (registers the societal/ tasks)
-from societal.config import PRESETS, Config
-from societal.errors import Diverged, SocietalError, SocietalWarning, Stopped
-from societal.evaluation import evaluate
-from societal.learning.loop import train
-from societal.mechanisms import MECHANISMS, utilities
-from societal.run import Run, load
-from societal.society import Society
+
+_HOMES = {
+    "Config": "config", "PRESETS": "config",
+    "Diverged": "errors", "SocietalError": "errors", "SocietalWarning": "errors", "Stopped": "errors",
+    "evaluate": "evaluation", "Evaluation": "evaluation", "Assessment": "exact",
+    "train": "learning.loop", "MECHANISMS": "mechanisms", "utilities": "mechanisms",
+    "Run": "run", "load": "run", "Society": "society", "sweep": "distributed",
+}
 
 
-def sweep(env: str, grid: dict[str, list], **kwargs) -> pd.DataFrame:
-    """Train over every combination of ``grid`` and seeds on Ray, one Tune trial per run
-    (``societal.distributed.sweep``; Ray is imported only when this is called)."""
-    from societal.distributed import sweep as on_ray
+def __getattr__(name: str) -> object:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'societal' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"societal.{_HOMES[name]}"), name)
+    globals()[name] = value  # imported once
+    return value
 
-    return on_ray(env, grid, **kwargs)
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])
 
 
-__all__ = ["MECHANISMS", "PRESETS", "Config", "Diverged", "Run", "SocietalError", "SocietalWarning", "Society",
-           "Stopped", "evaluate", "load", "sweep", "train", "utilities"]
+__all__ = sorted(_HOMES)

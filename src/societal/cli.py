@@ -13,13 +13,9 @@ import sys
 import warnings
 from pathlib import Path
 
-import pandas as pd
-
-from societal.config import AGENTS, PRESETS, Config
+from societal.config import AGENTS, MECHANISMS, NETWORKS, PRESETS, Config
 from societal.errors import SocietalError, SocietalWarning, Stopped
 from societal.experiments.paper import EXPERIMENTS, commands, conditions
-from societal.mechanisms import MECHANISMS
-from societal.networks import NETWORKS
 
 
 class Parser(argparse.ArgumentParser):
@@ -226,18 +222,38 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise SocietalError(f"--episodes must be at least 1, got {args.episodes}")
     run = load(args.run_dir, args.checkpoint)
+    print(f"{run.path}: {checkpoint_used(run)}")
     result = run.evaluate(args.episodes, args.seed, device=str(resolve_device(args.device)))
-    print(f"{run.path} ({args.checkpoint}, {run.env_steps} env steps): return {result.mean:.4f} ± {result.std:.4f} "
-          f"over {len(result.returns)} episodes")
+    print(f"return {result.mean:.4f} ± {result.std:.4f} over {len(result.returns)} episodes "
+          f"(evaluation {'greedy' if run.config.eval_greedy else 'sampled'})")
     share = result.wins.sum(0) / result.wins.sum().clamp(min=1)
     print("auctions won per primitive: " + ", ".join(f"{i}: {s:.3f}" for i, s in enumerate(share.tolist())))
-    exact = run.assess()
-    if exact is not None:
-        bids = f"; winning bid within 0.05 of Q* on {exact.bids_close:.0%} of the optimal path's states"
-        print(f"exact: discounted return / optimum {exact.fraction_sampled:.4f} sampled, {exact.fraction_greedy:.4f} "
-              f"greedy (evaluation {'greedy' if run.config.eval_greedy else 'sampled'}); best choice in "
-              f"{exact.optimal_choice:.0%} of the states{bids if run.config.agent == 'society' else ''}")
+    try:
+        exact = run.assess()
+    except SocietalError as e:
+        print(e)
+        return 0
+    bids = f"; winning bid within 0.05 of Q* on {exact.bids_close:.0%} of the optimal path's states"
+    print(f"exact: score (return − random) / (optimum − random) {exact.score_sampled:.4f} sampled, "
+          f"{exact.score_greedy:.4f} greedy (discounted returns: optimum {exact.optimal_return:.4g}, random "
+          f"{exact.random_return:.4g}); best choice in {exact.optimal_choice:.0%} of the states"
+          f"{bids if run.config.agent == 'society' else ''}")
     return 0
+
+
+def checkpoint_used(run) -> str:
+    """Which checkpoint ``eval`` uses, and why."""
+    if run.checkpoint == "last":
+        return f"the last checkpoint (update {run.update}, {run.env_steps:,} env steps)"
+    import pandas as pd
+
+    try:
+        evaluations = f"{len(pd.read_csv(run.path / 'metrics.csv', usecols=['eval_return_mean']).dropna())} "
+    except (OSError, ValueError):  # an unreadable metrics.csv does not stop an evaluation
+        evaluations = ""
+    return (f"the best checkpoint: update {run.update}, {run.env_steps:,} env steps, the highest evaluation return "
+            f"({run.eval_return:.4g}) of the run's {evaluations}evaluations (the later of equal ones; "
+            "--checkpoint last for the latest weights)")
 
 
 def run_mnist_classifier(args: argparse.Namespace) -> int:
@@ -260,6 +276,8 @@ def run_experiments(args: argparse.Namespace) -> int:
     if unknown:
         raise SocietalError(f"unknown condition {', '.join(unknown)} for {args.name}; allowed: {', '.join(allowed)}")
     if args.report:
+        import pandas as pd
+
         from societal.experiments.report import summarize
 
         with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 60):
@@ -301,6 +319,8 @@ def run_experiments(args: argparse.Namespace) -> int:
 
 def on_ray(runs: list[tuple[Path, list[str], dict]], state: Path, args: argparse.Namespace) -> int:
     """Run ``runs`` on Ray (``societal.sweep``); prints how each ended; 0 if every run finished."""
+    import pandas as pd
+
     from societal.distributed import ray_cluster, run_on_ray
 
     if args.cpus_per_run <= 0 or args.gpus_per_run < 0 or (args.cpus is not None and args.cpus < 1):
@@ -328,6 +348,8 @@ def run_sweep(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from societal.experiments.report import summarize_folder
 
     with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 60):
@@ -347,8 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return args.func(args)
         except SocietalError as e:
-            label = "stopped" if isinstance(e, Stopped) else "error"
-            print(f"societal {args.command}: {label}: {e}", file=sys.stderr)
+            label = "" if isinstance(e, Stopped) else "error: "  # its message starts "stopped by …"
+            print(f"societal {args.command}: {label}{e}", file=sys.stderr)
             return e.exit_status
         except KeyboardInterrupt:  # outside a training loop, which stops cleanly by itself
             print(f"societal {args.command}: interrupted", file=sys.stderr)

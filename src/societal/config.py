@@ -5,23 +5,34 @@ The CLI, the experiment presets and ``config.json`` are views of this dataclass.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
 import math
 import os
+import textwrap
 import typing
 from dataclasses import dataclass, field
 
 from societal.errors import SocietalError
-from societal.mechanisms import MECHANISMS
-from societal.networks import NETWORKS
 
 PRICES = ("sampled", "mean")
 AGENTS = ("society", "monolithic", "factorized")
 DEVICES = ("cpu", "cuda", "auto")
+# The names of societal.mechanisms.MECHANISMS and societal.networks.NETWORKS (a test keeps them equal), here so
+# that the CLI's help and the checks of a config need no torch.
+MECHANISMS = ("v", "ccv", "bb", "env")
+NETWORKS = ("mlp", "minigrid_cnn", "mnist_cnn")
 
 
 @dataclass
 class Config:
+    """Every setting of a run; the paper's values are the defaults, and ``PRESETS`` name other sets of values.
+
+    ``help(Config)`` lists every field below with its meaning and allowed values (from the field notes in the
+    source). ``validate()`` checks them all and raises ``SocietalError`` with one line naming the field.
+    """
+
     env: str = "societal/Chain-v0"
     """Gymnasium id of the task (``societal/…`` or any env with a Discrete action space)."""
     preset: str = "paper"
@@ -57,6 +68,7 @@ class Config:
     init_from: str = ""
     """Run folder whose best checkpoint initialises the agent (transfer); optimisers start afresh."""
     seed: int = 0
+    """Seed of every random stream of the run (networks, environments, auctions, evaluation)."""
     num_envs: int = 256
     """Environments collected in parallel."""
     device: str = "cpu"
@@ -68,28 +80,43 @@ class Config:
     while training goes on (see ``learning/compiling.py``); ``None``: for CPU runs of MLP agents with a budget of
     at least 2 M env steps, where it pays."""
     reward_scale: float = 1.0
+    """Multiplies every reward in the utilities (see ``reward_shift``)."""
     reward_shift: float = 0.0
-    """Utilities use ``reward_scale·r + reward_shift``, to map other reward ranges into the bid range."""
+    """Utilities use ``reward_scale·r + reward_shift``, to map other reward ranges into the bid range; a shift is
+    paid at every step, so it changes which policy is best wherever an episode can end."""
     # PPO, memoryless bidders
     gamma: float = 0.99
+    """Discount factor γ of the utilities and of the exact assessment."""
     gae_lambda: float = 0.95
     """GAE λ of the monolithic agent (bidders are memoryless and need none)."""
     clip: float = 0.2
+    """PPO's clipping range ε of the probability ratio."""
     epochs: int = 1
+    """PPO epochs over each rollout."""
     minibatch: int = 256
+    """PPO minibatch size, in auction steps."""
     auction_steps_per_update: int = 4096
+    """Auction steps collected (over all environments) per PPO update."""
     policy_lr: float = 4e-5
+    """Adam learning rate of the bid (or action) policies."""
     value_lr: float = 5e-3
+    """Adam learning rate of the value functions."""
     entropy: float = 0.1
+    """Entropy bonus coefficient of the policies' loss."""
     entropy_final: float = 0.0
+    """Where the entropy coefficient decays to (see ``entropy_halflife``)."""
     entropy_halflife: int = 0
     """The entropy coefficient after t env steps is final + (entropy − final) · 2^(−t / halflife); 0: constant."""
     value_l2: float = 1e-3
+    """L2 penalty coefficient on the value functions' weights."""
     max_grad_norm: float = 40.0
+    """Gradients are clipped to this norm, per primitive."""
     lr_decay_after: int = 500
     """Both learning rates are multiplied by ``lr_decay`` every ``lr_decay_every`` updates after this one."""
     lr_decay_every: int = 100
+    """See ``lr_decay_after``."""
     lr_decay: float = 0.99
+    """See ``lr_decay_after``."""
     hidden: tuple[int, ...] = (16,)
     """Hidden layer sizes of the bidders and value functions (``network="mlp"``)."""
     network: str = "mlp"
@@ -98,6 +125,7 @@ class Config:
     price: str = "sampled"
     """What the mechanism prices with: the ``sampled`` bids (the paper) or each bidder's ``mean`` bid."""
     bid_init_mean: float = 0.5
+    """See ``bid_init_precision``."""
     bid_init_precision: float = 2.0
     """Every bidder starts at Beta(mean · precision, (1 − mean) · precision); the paper's is Beta(1, 1)."""
     explore: float = 0.0
@@ -110,12 +138,15 @@ class Config:
     does, instead of for nothing (the paper's rule for any episode end): prices then converge to Q* of the task
     without the time limit."""
     # evaluation and outputs
-    eval_every: int = 50
-    """Updates between evaluations."""
+    eval_every: int = 0
+    """Updates between evaluations; 0: every 50 updates, or often enough that the run has at least 10 evaluations
+    (``evaluation_period``)."""
     eval_episodes: int = 100
+    """Episodes of every evaluation."""
     eval_max_auctions: int = 1000
     """An evaluation episode still running after this many auctions counts with its return so far."""
     checkpoint_every: int = 50
+    """See ``checkpoint_s``."""
     checkpoint_s: float = 120.0
     """A checkpoint to resume from is written every ``checkpoint_every`` updates (with the evaluations), and
     whenever ``checkpoint_s`` seconds have passed since the last one."""
@@ -159,12 +190,26 @@ class Config:
             need(math.isfinite(getattr(self, f)), f"{f} must be a finite number, got {getattr(self, f)!r}")
         for f, (ok, allowed) in RANGES.items():
             need(ok(getattr(self, f)), f"{f} must be {allowed}, got {getattr(self, f)!r}")
-        need(self.options or not self.train_options, "train_options needs options (--options RUN …)")
+        for f in ("env_kwargs", "eval_env_kwargs"):
+            value = getattr(self, f)
+            need(isinstance(value, dict) and all(isinstance(k, str) and k.isidentifier() for k in value),
+                 f"{f} must be a dict of keyword arguments, e.g. {{'length': 10}}, got {value!r}")
+        need(self.options or not self.train_options,
+             "train_options needs options (run folders whose policies become the primitives)")
         need(self.agent != "factorized" or self.network == "mlp",
              f"a factorized policy is one MLP per primitive: network must be mlp, got {self.network!r}")
         need(self.auction_steps_per_update >= self.num_envs,
              f"auction_steps_per_update ({self.auction_steps_per_update}) must be at least num_envs ({self.num_envs})")
         return self
+
+    def evaluation_period(self) -> int:
+        """Updates between evaluations: ``eval_every``, or where that is 0, 50 updates or a tenth of the updates
+        the budget allows (each auction one env step), whichever is fewer, so that even a short run has at least
+        10 evaluations to choose its best checkpoint from."""
+        if self.eval_every:
+            return self.eval_every
+        updates = math.ceil(self.steps / self.auction_steps_per_update)
+        return max(1, min(50, updates // 10))
 
     def entropy_at(self, env_steps: int) -> float:
         """The entropy coefficient after ``env_steps`` env steps."""
@@ -189,10 +234,11 @@ def _at_least(low: int) -> tuple:
 
 
 RANGES: dict[str, tuple] = {  # field → (test, what is allowed)
-    **dict.fromkeys(("redundancy", "num_envs", "threads", "epochs", "minibatch", "lr_decay_every", "eval_every",
+    **dict.fromkeys(("redundancy", "num_envs", "threads", "epochs", "minibatch", "lr_decay_every",
                      "eval_episodes", "eval_max_auctions", "checkpoint_every"), _at_least(1)),
-    **dict.fromkeys(("max_auction_steps", "max_wall_s", "lr_decay_after", "policy_lr", "value_lr", "entropy",
-                     "entropy_final", "entropy_halflife", "value_l2", "bonus", "option_done_action"), _at_least(0)),
+    **dict.fromkeys(("eval_every", "max_auction_steps", "max_wall_s", "lr_decay_after", "policy_lr", "value_lr",
+                     "entropy", "entropy_final", "entropy_halflife", "value_l2", "bonus", "option_done_action"),
+                    _at_least(0)),
     **dict.fromkeys(("steps", "clip", "max_grad_norm", "bid_init_precision", "checkpoint_s"),
                     ((lambda v: v > 0), "positive")),
     "seed": ((lambda v: 0 <= v < 2**32), "in [0, 2³²)"),
@@ -230,3 +276,38 @@ def from_preset(preset: str | None, env: str, **settings) -> Config:
     if preset not in PRESETS:
         raise SocietalError(f"unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
     return Config(**{**PRESETS[preset], **settings, "env": env, "preset": preset})
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Each field's note: the string that follows it in the class body (where the source can be read)."""
+    try:
+        body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+    except (OSError, TypeError):
+        return {}
+    docs = {}
+    for node, after in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def describe_fields() -> str:
+    """Every field of ``Config``: its type, its default (the paper's), what ``general`` sets, what is allowed, and
+    its note."""
+    docs, lines = field_docs(Config), ["Fields:", ""]
+    choices = {"preset": PRESETS, "agent": AGENTS, "mechanism": MECHANISMS, "price": PRICES, "device": DEVICES,
+               "network": NETWORKS}
+    for f in dataclasses.fields(Config):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        extra = [f"general: {PRESETS['general'][f.name]!r}"] if f.name in PRESETS["general"] else []
+        if f.name in RANGES:
+            extra.append(RANGES[f.name][1])
+        if f.name in choices:
+            extra.append("one of " + ", ".join(choices[f.name]))
+        lines.append(f"{f.name}: {f.type} = {default!r}" + (f" ({'; '.join(extra)})" if extra else ""))
+        lines.extend(textwrap.wrap(docs.get(f.name, ""), 100, initial_indent="    ", subsequent_indent="    "))
+    return "\n".join(lines)
+
+
+Config.__doc__ = f"{Config.__doc__}\n{textwrap.indent(describe_fields(), '    ')}\n"

@@ -17,9 +17,19 @@ from societal.society import Society
 
 @dataclass
 class Evaluation:
-    returns: Tensor  # [episodes] undiscounted
-    terminated: Tensor  # [episodes] bool: reached a terminal state (TwoRooms: succeeded), not cut by time
-    wins: Tensor  # [S, P] auctions won per primitive in each one-hot state (S = 1 for other observations)
+    """What evaluation episodes gave: each episode's undiscounted return, whether it ended in a terminal state,
+    and how many auctions each primitive won where."""
+
+    returns: Tensor
+    """``[episodes]``: undiscounted returns."""
+    terminated: Tensor
+    """``[episodes]`` bool: reached a terminal state (TwoRooms: succeeded), not cut by a time limit."""
+    wins: Tensor
+    """``[S, P]``: auctions won per primitive in each one-hot state (S = 1 for other observations)."""
+
+    def __repr__(self) -> str:
+        return (f"Evaluation(episodes={len(self.returns)}, mean={self.mean:.4g}, std={self.std:.4g}, "
+                f"terminated={self.terminated.float().mean().item():.3f})")
 
     @property
     def mean(self) -> float:

@@ -134,18 +134,48 @@ def visited_by(mdp: FiniteMDP, pi: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Assessment:
-    optimal_return: float  # the best expected discounted return within the time limit
-    fraction_sampled: float  # the return of the agent's policy as it acts in training (bids sampled) / optimum
-    fraction_greedy: float  # the same, every bidder bidding its mean (a monolithic policy: its argmax)
-    optimal_choice: float  # reachable states with a better and a worse action: the top mean bid (or logit) is optimal
-    optimal_sampled: float  # on the optimal policy's states: the mean probability of an optimal choice, sampled
-    bid_error: float  # on the states the optimal policy visits: mean |top mean bid − max_a Q*(s, a)|
-    bids_close: float  # … the fraction of those states where it is within CLOSE
-    worst_bid_error: float  # … the largest
-    path_states: int  # how many states the optimal policy visits (to pool bids_close over tasks)
+    """How good an agent's policy is on a finite task, computed exactly from its table (no sampling).
+
+    Returns are expected discounted returns from the start, within the task's time limit. The **score** of a
+    policy is (return − random) / (optimum − random): 1 for an optimal policy, 0 for the uniformly random
+    one, below 0 for worse; unlike return / optimum it means the same whatever the sign of the rewards
+    (1 where the random policy is already optimal). ``sampled``: the agent acting as in training (bids
+    sampled); ``greedy``: every bidder bidding its mean (a monolithic policy: its most probable choice).
+    """
+
+    optimal_return: float
+    random_return: float
+    """The uniformly random policy's return."""
+    return_sampled: float
+    return_greedy: float
+    score_sampled: float
+    score_greedy: float
+    fraction_sampled: float
+    """return_sampled / optimal_return (meaningful only where returns are positive)."""
+    fraction_greedy: float
+    optimal_choice: float
+    """Of the reachable states with a better and a worse action: where the top mean bid (or logit) is optimal."""
+    optimal_sampled: float
+    """On the optimal policy's states: the mean probability of an optimal choice, sampled."""
+    bid_error: float
+    """On the states the optimal policy visits: mean |top mean bid − max_a Q*(s, a)| (societies)."""
+    bids_close: float
+    """… the fraction of those states where it is within ``CLOSE``."""
+    worst_bid_error: float
+    """… the largest."""
+    path_states: int
+    """How many states the optimal policy visits (to pool ``bids_close`` over tasks)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def __repr__(self) -> str:
+        return "Assessment(" + ", ".join(f"{k}={v:.4g}" for k, v in self.to_dict().items()) + ")"
+
+
+def score(value: float, random: float, best: float) -> float:
+    """(value − random) / (best − random); 1 where the random policy is already optimal."""
+    return 1.0 if best - random <= 1e-12 * max(1.0, abs(best)) else (value - random) / (best - random)
 
 
 def assess(agent: Society | Monolithic, mdp: FiniteMDP, gamma: float) -> Assessment:
@@ -154,6 +184,8 @@ def assess(agent: Society | Monolithic, mdp: FiniteMDP, gamma: float) -> Assessm
     q = value_iteration(mdp, gamma)
     best = optimal_return(mdp, gamma)
     sampled, greedy = policy(agent, n), policy(agent, n, greedy=True)
+    random = policy_return(mdp, np.full(q.shape, 1 / q.shape[1]), gamma)
+    value_sampled, value_greedy = policy_return(mdp, sampled, gamma), policy_return(mdp, greedy, gamma)
     optimal = q >= q.max(1, keepdims=True) - OPTIMAL_TOL
     decisions = reachable(mdp) & ~optimal.all(1)
     choice = optimal[np.arange(n), greedy.argmax(1)]
@@ -164,8 +196,13 @@ def assess(agent: Society | Monolithic, mdp: FiniteMDP, gamma: float) -> Assessm
         errors = np.abs(mean_bids(agent, n).max(1) - q.max(1))[on_path]
     return Assessment(
         optimal_return=best,
-        fraction_sampled=policy_return(mdp, sampled, gamma) / best,
-        fraction_greedy=policy_return(mdp, greedy, gamma) / best,
+        random_return=random,
+        return_sampled=value_sampled,
+        return_greedy=value_greedy,
+        score_sampled=score(value_sampled, random, best),
+        score_greedy=score(value_greedy, random, best),
+        fraction_sampled=value_sampled / best,
+        fraction_greedy=value_greedy / best,
         optimal_choice=float(choice[decisions].mean()) if decisions.any() else 1.0,
         optimal_sampled=float((sampled * optimal).sum(1)[on_path].mean()),
         bid_error=float(errors.mean()),

@@ -31,6 +31,10 @@ class Run:
     env_steps: int = 0
     options: dict | None = None
     """The fine-tuned option policies (``train_options``); frozen options are read from their run folders."""
+    checkpoint: str = "last"
+    """Which checkpoint the weights are from: ``best`` (the highest evaluation return so far) or ``last``."""
+    eval_return: float = float("nan")
+    """The evaluation return that made a ``best`` checkpoint best (NaN for ``last``)."""
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -44,12 +48,18 @@ class Run:
         """Returns and winners of ``episodes`` evaluation episodes, acting as the run's evaluation does."""
         return evaluate(self.agent.to(device), self.config, episodes, seed, self.primitives(device))
 
-    def assess(self) -> Assessment | None:
-        """The exact assessment of the agent on its task (``societal.exact``); None where the task is not a
-        finite table or the primitives are options."""
+    def assess(self) -> Assessment:
+        """The exact assessment of the agent on its task (``societal.exact``). Raises ``SocietalError`` saying why
+        where there is none: the task has no transition table, or the primitives are options."""
         c = self.config
-        mdp = None if c.options else finite_mdp(make(c.env, **c.env_kwargs))
-        return None if mdp is None else assess(self.agent, mdp.scaled(c.reward_scale, c.reward_shift), c.gamma)
+        if c.options:
+            raise SocietalError("no exact assessment: the primitives are options, whose policies the table of "
+                                f"{c.env} does not describe")
+        mdp = finite_mdp(make(c.env, **c.env_kwargs))
+        if mdp is None:
+            raise SocietalError(f"no exact assessment: {c.env} has no transition table (only finite tasks with one, "
+                                "such as the societal/ tables and Gymnasium's toy-text tasks, can be judged exactly)")
+        return assess(self.agent, mdp.scaled(c.reward_scale, c.reward_shift), c.gamma)
 
     def primitives(self, device: str | torch.device = "cpu") -> LiteralActions | Options:
         """The primitives this run's agent chooses among (actions, or options as trained)."""
@@ -67,9 +77,11 @@ def agent_of(config: Config, checkpoint: dict) -> Society | Monolithic:
 
 
 def load(path: str | Path, checkpoint: str = "best") -> Run:
-    """The agent of a run folder from ``checkpoints/{checkpoint}.pt``; the folder's ``config.json`` says what
-    the run is, and a checkpoint of another run is refused."""
+    """The agent of a run folder from ``checkpoints/{checkpoint}.pt`` (``best``: the weights of the highest
+    evaluation return, the later of equal ones; ``last``: the latest); the folder's ``config.json`` says what the
+    run is, and a checkpoint of another run is refused. ``Run.checkpoint`` and ``Run.env_steps`` say which."""
     path = Path(path)
     config = read_config(path)
     ckpt = read_checkpoint(path, checkpoint, config)
-    return Run(path, config, agent_of(config, ckpt), ckpt["update"], ckpt["env_steps"], ckpt.get("options"))
+    return Run(path, config, agent_of(config, ckpt), ckpt["update"], ckpt["env_steps"], ckpt.get("options"),
+               checkpoint, ckpt.get("eval_return", float("nan")))

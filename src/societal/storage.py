@@ -44,9 +44,9 @@ BUDGET = ("steps", "max_auction_steps", "max_wall_s", "device", "threads", "comp
 def check_new(path: Path) -> None:
     """Refuse an output folder that exists or cannot be created, before anything is written."""
     if path.is_symlink() and not path.exists():
-        raise SocietalError(f"output folder {path} is a dangling link; choose another --out or remove it")
+        raise SocietalError(f"output folder {path} is a dangling link; choose another output folder (out) or remove it")
     if path.exists():
-        raise SocietalError(f"output folder {path} already exists; choose another --out or remove it")
+        raise SocietalError(f"output folder {path} already exists; choose another output folder (out) or remove it")
     parent = path.absolute().parent
     while not parent.exists() and not parent.is_symlink():
         parent = parent.parent

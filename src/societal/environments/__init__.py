@@ -1,36 +1,43 @@
-"""Environments: the paper's tasks and generated finite tasks, registered with Gymnasium under ``societal/``."""
+"""Environments: the paper's tasks and generated finite tasks, registered with Gymnasium under ``societal/``.
+
+Registering imports nothing heavy (every entry point is a string), so ``import societal`` makes every
+``societal/`` id available at no cost; the classes below are imported when first used.
+"""
+
+import importlib
 
 import gymnasium as gym
 
-from societal.environments import transfer
-from societal.environments.mdp import FiniteMDP, value_iteration
-from societal.environments.tabular import Bandit, Chain, Duality, TabularEnv, finite_mdp
+from societal.environments.graphs import GRAPHS
+
+
+def _register(env_id: str, entry_point: str, **kwargs) -> None:
+    if env_id not in gym.registry:
+        gym.register(id=env_id, entry_point=entry_point, kwargs=kwargs)
+
 
 for _name in ("Bandit", "Chain", "Duality"):
-    if f"societal/{_name}-v0" not in gym.registry:
-        gym.register(id=f"societal/{_name}-v0", entry_point=f"societal.environments.tabular:{_name}")
+    _register(f"societal/{_name}-v0", f"societal.environments.tabular:{_name}")
 for _name in ("RandomMDP", "GridWorld"):  # generated tasks, each fixed by its seed
-    if f"societal/{_name}-v0" not in gym.registry:
-        gym.register(id=f"societal/{_name}-v0", entry_point=f"societal.environments.generated:{_name}")
-
+    _register(f"societal/{_name}-v0", f"societal.environments.generated:{_name}")
 # TwoRooms (minigrid is imported only when one of these is made): name -> (start room, goal)
-for _name, (_room, _goal) in {
-    "RedGoal": (0, "red"),
-    "GreenGoal": (1, "green"),
-    "BlueGoal": (1, "blue"),
-    "Green": (0, "green"),
-    "Blue": (0, "blue"),
-}.items():
-    if f"societal/{_name}TwoRooms-v0" not in gym.registry:
-        gym.register(
-            id=f"societal/{_name}TwoRooms-v0",
-            entry_point="societal.environments.tworooms:TwoRooms",
-            kwargs={"start_room": _room, "goal": _goal},
-        )
+for _name, (_room, _goal) in {"RedGoal": (0, "red"), "GreenGoal": (1, "green"), "BlueGoal": (1, "blue"),
+                              "Green": (0, "green"), "Blue": (0, "blue")}.items():
+    _register(f"societal/{_name}TwoRooms-v0", "societal.environments.tworooms:TwoRooms", start_room=_room, goal=_goal)
+for _name in GRAPHS:  # the follow-up's transfer tasks (its §6)
+    _register(f"societal/{_name}-v0", "societal.environments.transfer:GraphTask", name=_name)
+_register("societal/BanditTransfer-v0", "societal.environments.transfer:BanditTransfer")
+# MNIST and the classifier load only when it is made
+_register("societal/MentalRotation-v0", "societal.environments.mental_rotation:MentalRotation")
 
-transfer.register()  # the follow-up's transfer tasks (its §6)
+_LAZY = {"Bandit": "tabular", "Chain": "tabular", "Duality": "tabular", "TabularEnv": "tabular",
+         "finite_mdp": "tabular", "FiniteMDP": "mdp", "value_iteration": "mdp"}
 
-if "societal/MentalRotation-v0" not in gym.registry:  # MNIST and the classifier load only when it is made
-    gym.register(id="societal/MentalRotation-v0", entry_point="societal.environments.mental_rotation:MentalRotation")
 
-__all__ = ["Bandit", "Chain", "Duality", "FiniteMDP", "TabularEnv", "finite_mdp", "value_iteration"]
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"societal.environments.{_LAZY[name]}"), name)
+
+
+__all__ = list(_LAZY)

@@ -42,14 +42,14 @@ def bid_range_warnings(mdp: FiniteMDP, q: np.ndarray) -> list[str]:
     low, high = mdp.reward_bounds
     if low < 0 or high > 1:
         lines.append(f"rewards range over [{low:.3g}, {high:.3g}], outside [0, 1]; bids lie in [0, 1], so map them "
-                     "with --reward-scale / --reward-shift such that Q* lies in [0, 1]")
+                     "with reward_scale / reward_shift (--reward-scale / --reward-shift) such that Q* lies in [0, 1]")
     value = q.max(1)  # what a state sells for; a losing action may be worth less than 0 and simply bid ≈ 0
     if value.min() < -1e-9 or q.max() > 1 + 1e-9:
         lines.append(f"Q* ranges over [{min(value.min(), 0):.3g}, {q.max():.3g}] (best actions), outside the bids' "
                      "range [0, 1]: bids cannot reach it (rescale the rewards)")
     if never_finishes(mdp, q):
         lines.append("the best policy never ends an episode: the reward paid on the way is worth more than finishing "
-                     "(a --reward-shift is paid at every step, so a positive one can reward never finishing)")
+                     "(reward_shift is paid at every step, so a positive one can reward never finishing)")
     return lines
 
 

@@ -53,7 +53,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise SocietalError("device 'cuda' requested but no CUDA GPU is available; use --device cpu or auto")
+        raise SocietalError("device 'cuda' requested but no CUDA GPU is available; use device cpu or auto")
     if name == "cuda":
         torch.backends.cudnn.benchmark = True  # batch shapes are fixed for a whole run: tune each convolution once
     return torch.device(name)

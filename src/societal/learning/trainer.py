@@ -109,7 +109,7 @@ class Trainer:
                "wall_s": self.wall_s, "collect_s": t1 - t0, "update_s": t2 - t1,
                "env_steps_per_s": batch.env_steps / (t2 - t0), "episodes": batch.episodes,
                **return_stats(batch.returns), **batch.market, **stats}
-        if self.update % self.config.eval_every == 0 or self.finished():
+        if self.update % self.config.evaluation_period() == 0 or self.finished():
             row |= self.evaluate()
         self.writer.metrics(row)
         if self.checkpoint_due():
