@@ -16,6 +16,7 @@ from pathlib import Path
 from societal.config import AGENTS, MECHANISMS, NETWORKS, PRESETS, Config
 from societal.errors import SocietalError, SocietalWarning, Stopped
 from societal.experiments.paper import EXPERIMENTS, commands, conditions
+from societal.imports import import_named
 
 
 class Parser(argparse.ArgumentParser):
@@ -68,6 +69,14 @@ def key_value(text: str) -> tuple[str, object]:
             return key, value
 
 
+def import_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import this Python module first: one that registers your own environments with "
+                             "Gymnasium (repeatable; looked for where Python looks, and in the current folder). A "
+                             "run records it and later imports it again from installed code only (site-packages, "
+                             "PYTHONPATH). An id MODULE:ID imports MODULE too")
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="societal", description="Decentralized RL: societies of primitives that bid in auctions.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,7 +84,14 @@ def build_parser() -> Parser:
     d = Config()
     train = sub.add_parser("train", help="train a society on an environment",
                            description="Settings not given come from the preset: --preset paper on the paper's "
-                                       "tasks, --preset general on any other (the values shown are the paper's).")
+                                       "tasks, --preset general on any other. Each flag shows the paper preset's "
+                                       "value, and the general preset's where it differs. Reads nothing but the "
+                                       "run folders named (--resume, --options, --init-from); writes one new run "
+                                       "folder: config.json, metrics.csv, bids.csv, TensorBoard events, plots/ and "
+                                       "checkpoints/{best,last}.pt.",
+                           epilog="The general preset sets "
+                                  + ", ".join(f"{k}={v}" for k, v in PRESETS["general"].items())
+                                  + " (each also a --set KEY=VALUE); the paper preset keeps every default.")
     train.add_argument("env", nargs="?", help="Gymnasium id, e.g. societal/Chain-v0, societal/Bandit-v0, FrozenLake-v1 "
                                               "(not with --resume)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
@@ -86,8 +102,11 @@ def build_parser() -> Parser:
                             "prices that reach Q* on long horizons and a market that explores)")
 
     def setting(flag: str, text: str, **kw) -> None:  # a Config field; not given: the preset's value
-        paper = getattr(d, flag[2:].replace("-", "_"))
-        train.add_argument(flag, default=None, help=f"{text} (paper: {'auto' if paper is None else paper})", **kw)
+        name = flag[2:].replace("-", "_")
+        values = {preset: settings.get(name, getattr(d, name)) for preset, settings in PRESETS.items()}
+        shown = "; ".join(f"{preset}: {'auto' if v is None else v}" for preset, v in values.items()
+                          if preset == "paper" or v != values["paper"])
+        train.add_argument(flag, default=None, help=f"{text} ({shown})", **kw)
 
     setting("--agent", "a society of bidding primitives, the monolithic PPO baseline, or factorized PPO (one MLP "
             "per primitive's logit)", choices=list(AGENTS))
@@ -123,8 +142,10 @@ def build_parser() -> Parser:
     train.add_argument("--eval-env-kwarg", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                        help="override for evaluation only, e.g. --eval-env-kwarg split=test (repeatable)")
     train.add_argument("--set", type=key_value, action="append", default=[], metavar="KEY=VALUE",
-                       help="any other Config field, e.g. --set policy_lr=1e-4 --set hidden=(32,32)")
+                       help="any other Config field, e.g. --set policy_lr=1e-4 --set 'hidden=(32,32)' "
+                            "(help(societal.Config) explains every field)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    import_flag(train)
     train.set_defaults(func=run_train)
 
     ev = sub.add_parser("eval", help="evaluate a run folder's checkpoint", formatter_class=WithDefaults)
@@ -134,6 +155,7 @@ def build_parser() -> Parser:
     ev.add_argument("--episodes", type=int, default=100, help="evaluation episodes")
     ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes")
     ev.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="where to compute")
+    import_flag(ev)
     ev.set_defaults(func=run_eval)
 
     mc = sub.add_parser("mnist-classifier", formatter_class=WithDefaults,
@@ -157,6 +179,7 @@ def build_parser() -> Parser:
     sw.add_argument("--out", type=Path, required=True, help="the sweep's folder: <out>/<key=value,…>/seed<k>")
     sw.add_argument("--resume", action="store_true",
                     help="go on with an interrupted sweep: finished runs are skipped, cut ones resumed")
+    import_flag(sw)
     ray_flags(sw)
     sw.set_defaults(func=run_sweep)
 
@@ -195,20 +218,25 @@ def train_arguments(args: argparse.Namespace) -> dict:
     if "preset" in overrides:
         raise SocietalError("unknown setting preset for --set; choose a preset with --preset")
     for field in dataclasses.fields(Config):  # every Config field given as a flag
-        if field.name not in ("env", "preset") and getattr(args, field.name, None) is not None:
+        if field.name not in ("env", "preset", "imports") and getattr(args, field.name, None) is not None:
             overrides[field.name] = getattr(args, field.name)
     for field in ("env_kwargs", "eval_env_kwargs"):
         if getattr(args, field[:-1]):
             overrides[field] = dict(getattr(args, field[:-1]))
     if args.resume is not None:
         return dict(resume=args.resume, progress=not args.quiet, **overrides)
+    if args.imports:
+        overrides["imports"] = (*overrides.get("imports", ()), *args.imports)
     return dict(env=args.env, preset=args.preset, out=args.out, progress=not args.quiet, **overrides)
 
 
 def run_train(args: argparse.Namespace) -> int:
     from societal.learning.loop import train
 
-    run = train(**train_arguments(args))
+    kwargs = train_arguments(args)
+    if args.resume is not None:  # named again by the user: a module beside the run may be imported
+        import_named(args.imports)
+    run = train(**kwargs)
     last = run.metrics.dropna(subset=["eval_return_mean"]).iloc[-1]
     print(f"{run.path}: {run.env_steps} env steps, evaluation return {last.eval_return_mean:.4f} "
           f"± {last.eval_return_std:.4f}")
@@ -221,6 +249,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise SocietalError(f"--episodes must be at least 1, got {args.episodes}")
+    import_named(args.imports)
     run = load(args.run_dir, args.checkpoint)
     print(f"{run.path}: {checkpoint_used(run)}")
     result = run.evaluate(args.episodes, args.seed, device=str(resolve_device(args.device)))
@@ -338,7 +367,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     if args.seeds < 1 or args.first_seed < 0:
         raise SocietalError(f"--seeds must be at least 1 and --first-seed 0 or more, got {args.seeds} and "
                             f"{args.first_seed}")
-    settings = {**({"steps": args.steps} if args.steps else {}), **dict(args.set)}
+    settings = {**({"steps": args.steps} if args.steps else {}), **dict(args.set),
+                **({"imports": tuple(args.imports)} if args.imports else {})}
     runs = grid_runs(args.env, dict(args.grid), range(args.first_seed, args.first_seed + args.seeds), args.out,
                      args.preset, settings)
     check_sweep(runs, args.resume, args.cpus_per_run, args.gpus_per_run)

@@ -41,6 +41,10 @@ class Config:
     """Keyword arguments for the environment's constructor."""
     eval_env_kwargs: dict = field(default_factory=dict)
     """Evaluation overrides of ``env_kwargs`` (e.g. ``{"split": "test"}`` for MentalRotation)."""
+    imports: tuple[str, ...] = ()
+    """Python modules that register the environment with Gymnasium (a user's own tasks), imported before it is
+    made. A run records them (and the module that registered its environment), and later imports them again
+    from installed code only, never from the current folder or the run folder (``societal.imports``)."""
     agent: str = "society"
     """``society`` (bidding primitives), ``monolithic`` (one categorical policy over the primitives) or
     ``factorized`` (the same with one MLP per primitive giving its logit: the follow-up's factorized PPO)."""
@@ -248,6 +252,7 @@ RANGES: dict[str, tuple] = {  # field → (test, what is allowed)
     "bid_init_mean": ((lambda v: 0 < v < 1), "in (0, 1)"),
     "explore": ((lambda v: 0 <= v < 1), "in [0, 1)"),
     "hidden": ((lambda v: len(v) >= 1 and min(v) >= 1), "one or more positive sizes"),
+    "imports": ((lambda v: all(p.isidentifier() for name in v for p in name.split("."))), "dotted module names"),
 }
 
 PRESETS: dict[str, dict] = {

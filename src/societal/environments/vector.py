@@ -44,8 +44,9 @@ def make(env_id: str, **kwargs) -> gym.Env:
     except gym.error.Error as e:
         ours = sorted(i for i in gym.registry if i.startswith("societal/"))
         raise SocietalError(
-            f"unknown environment {env_id!r} ({e}); use one of {', '.join(ours)} "
-            "or any registered Gymnasium id with a Discrete action space"
+            f"unknown environment {env_id!r} ({e}); use one of {', '.join(ours)}, any registered Gymnasium id with "
+            "a Discrete action space, or your own: name the module that registers it (--import MODULE, imports=…) "
+            "or use the id MODULE:ID"
         ) from None
     except TypeError as e:
         raise SocietalError(f"bad keyword argument for {env_id}: {str(e).split(' was raised')[0]}") from None

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from societal.config import Config, from_preset
 from societal.errors import SocietalError, Stopped
+from societal.imports import id_module, import_named, import_recorded, registering_module
 from societal.learning.trainer import Trainer
 from societal.plots import plot_bids, plot_returns
 from societal.qualitative import episode_strip, mental_rotation_report
@@ -75,7 +76,10 @@ def configure(env: str, preset: str | None, overrides: dict) -> Config:
     unknown = sorted(set(overrides) - set(names))
     if unknown:
         raise SocietalError(f"unknown setting {', '.join(unknown)}; allowed: {', '.join(names)}")
-    return from_preset(preset, env, **overrides).validate()
+    config = from_preset(preset, env, **overrides).validate()
+    import_named((*config.imports, *id_module(env)))
+    config.imports = tuple(dict.fromkeys((*config.imports, *registering_module(env))))
+    return config
 
 
 def resumed(path: Path, overrides: dict) -> Trainer:
@@ -84,6 +88,7 @@ def resumed(path: Path, overrides: dict) -> Trainer:
         raise SocietalError(f"a resumed run keeps its settings; only {', '.join(BUDGET)} may change, "
                             f"not {', '.join(refused)}")
     config = dataclasses.replace(read_config(path), **overrides).validate()
+    import_recorded((*config.imports, *id_module(config.env)), path)
     checkpoint = read_checkpoint(path, "last", config)
     if "resume" not in checkpoint:
         raise SocietalError(f"{path}'s last checkpoint was written by an older societal and cannot be resumed")
