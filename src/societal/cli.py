@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import re
 import shlex
 import sys
 import warnings
@@ -238,8 +239,8 @@ def run_train(args: argparse.Namespace) -> int:
         import_named(args.imports)
     run = train(**kwargs)
     last = run.metrics.dropna(subset=["eval_return_mean"]).iloc[-1]
-    print(f"{run.path}: {run.env_steps} env steps, evaluation return {last.eval_return_mean:.4f} "
-          f"± {last.eval_return_std:.4f}")
+    print(f"{run.path}: {run.env_steps:,} env steps, evaluation return {last.eval_return_mean:.4f} ± "
+          f"{last.eval_return_std:.4f} (budget {run.config.steps:,} env steps, in whole updates)")
     return 0
 
 
@@ -264,8 +265,9 @@ def run_eval(args: argparse.Namespace) -> int:
         return 0
     bids = f"; winning bid within 0.05 of Q* on {exact.bids_close:.0%} of the optimal path's states"
     print(f"exact: score (return − random) / (optimum − random) {exact.score_sampled:.4f} sampled, "
-          f"{exact.score_greedy:.4f} greedy (discounted returns: optimum {exact.optimal_return:.4g}, random "
-          f"{exact.random_return:.4g}); best choice in {exact.optimal_choice:.0%} of the states"
+          f"{exact.score_greedy:.4f} greedy (expected discounted returns: {exact.return_sampled:.4g} sampled, "
+          f"{exact.return_greedy:.4g} greedy, optimum {exact.optimal_return:.4g}, random {exact.random_return:.4g}); "
+          f"best choice in {exact.optimal_choice:.0%} of the states"
           f"{bids if run.config.agent == 'society' else ''}")
     return 0
 
@@ -393,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         def show(message, category, filename, lineno, file=None, line=None) -> None:
             text = (f"societal {args.command}: warning: {message}\n" if issubclass(category, SocietalWarning)
                     else warnings.formatwarning(message, category, filename, lineno, line))
+            if not sys.stderr.isatty():  # Gymnasium colours its warnings; a log file gets the plain text
+                text = re.sub(r"\x1b\[[0-9;]*m", "", text)
             print(text, end="", file=sys.stderr)
 
         warnings.showwarning = show

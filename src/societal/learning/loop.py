@@ -143,9 +143,9 @@ class Progress:
     def show(self, row: dict) -> None:
         if "eval_return_mean" in row:
             self.evaluation = f"{row['eval_return_mean']:.4g} at {row['env_steps']:,} env steps"
-        if self.tty:
-            self.bar.update(row["env_steps"] - self.bar.n)
-            self.bar.set_postfix(ret=f"{row['return_mean']:.3f}", sps=f"{row['env_steps_per_s']:.0f}")
+        if self.tty:  # whole updates may pass the budget: the bar stops at it (the run's last line says by how much)
+            self.bar.update(min(row["env_steps"], self.bar.total) - self.bar.n)
+            self.bar.set_postfix(ret=f"{row['return_mean']:.3f}")
         elif self.enabled and time.perf_counter() - self.shown >= self.every_s:
             self.shown = time.perf_counter()
             print(f"{self.trainer.out}: {row['env_steps']:,} / {self.trainer.config.steps:,} env steps, "
