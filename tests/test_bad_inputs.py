@@ -3,6 +3,8 @@ written: the command line, the Python API, config and checkpoint files, and envi
 
 import json
 import shutil
+import struct
+import zipfile
 
 import pytest
 import torch
@@ -27,12 +29,24 @@ def runs(tmp_path_factory):
                          ("otherenv", lambda p: edit_config(p, env="societal/Bandit-v0")),
                          ("garbage", lambda p: (p / "checkpoints" / "best.pt").write_bytes(b"\x00garbage")),
                          ("pickle", lambda p: torch.save({"x": object()}, p / "checkpoints" / "best.pt")),
-                         ("nolast", lambda p: (p / "checkpoints" / "last.pt").unlink())):
+                         ("nolast", lambda p: (p / "checkpoints" / "last.pt").unlink()),
+                         ("flipped", lambda p: flip_tensor_bytes(p / "checkpoints" / "best.pt", 64))):
         shutil.copytree(root / "chain", root / name)
         change(root / name)
     (root / "afile").write_text("a file, not a folder")
     (root / "dangling").symlink_to(root / "nowhere")
     return root
+
+
+def flip_tensor_bytes(file, count):
+    """Invert ``count`` bytes in the middle of the largest tensor's data, as a failing disk might."""
+    with zipfile.ZipFile(file) as z:
+        record = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(file.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", data[record.header_offset + 26:record.header_offset + 30])
+    start = record.header_offset + 30 + name_length + extra_length + record.file_size // 2 - count // 2
+    data[start:start + count] = bytes(b ^ 0xFF for b in data[start:start + count])
+    file.write_bytes(bytes(data))
 
 
 def edit_config(path, **changes):
@@ -79,7 +93,7 @@ CLI = [
     ([*CHAIN, "--set", "hidden=32"], "hidden must be a tuple of ints, got 32"),
     ([*CHAIN, "--set", "hidden=(16,0)"], "hidden must be one or more positive sizes"),
     ([*CHAIN, "--set", "policy_lr=nan"], "policy_lr must be a finite number, got nan"),
-    ([*CHAIN, "--set", "value_lr=-1e-3"], "value_lr must be 0 or positive"),
+    ([*CHAIN, "--set", "value_lr=-1e-3"], "value_lr must be in [0, 1]"),
     ([*CHAIN, "--set", "entropy=inf"], "entropy must be a finite number"),
     ([*CHAIN, "--set", "clip=0"], "clip must be positive, got 0"),
     ([*CHAIN, "--set", "gae_lambda=1.5"], "gae_lambda must be in [0, 1], got 1.5"),
@@ -97,6 +111,11 @@ CLI = [
     ([*CHAIN, "--set", "env_kwargs={{1:2}}"], "env_kwargs must be a dict of keyword arguments"),
     ([*CHAIN, "--set", "eval_env_kwargs=5"], "eval_env_kwargs must be a dict of keyword arguments"),
     ([*CHAIN, "--set", "eval_every=-1"], "eval_every must be 0 or positive"),
+    ([*CHAIN, "--set", "value_lr=10"], "value_lr must be in [0, 1], got 10"),
+    ([*CHAIN, "--set", "policy_lr=1e6"], "policy_lr must be in [0, 1]"),
+    ([*CHAIN, "--set", "entropy=1e6"], "entropy must be in [0, 10]"),
+    ([*CHAIN, "--set", "value_l2=1e30"], "value_l2 must be in [0, 10]"),
+    ([*CHAIN, "--reward-scale", "1e300"], "reward_scale must be in [-10⁶, 10⁶]"),
     # folders the run reads or writes
     ([*CHAIN, "--options", "{afile}"], "not a run folder"),
     ([*CHAIN, "--options", "{chain}"], "options must be monolithic runs"),
@@ -128,6 +147,7 @@ CLI = [
     (["eval", "{otherenv}"], "does not belong to"),
     (["eval", "{garbage}"], "cannot read checkpoint"),
     (["eval", "{pickle}"], "cannot read checkpoint"),
+    (["eval", "{flipped}"], "does not match the digest written with it"),
     (["eval", "{nolast}", "--checkpoint", "last"], "has no checkpoint last.pt"),
     # experiments
     (["experiments", "atari"], "invalid choice: 'atari'"),

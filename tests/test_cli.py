@@ -37,7 +37,8 @@ def test_train_then_eval(capsys, tmp_path):
     assert main(["eval", str(out), "--episodes", "50"]) == 0
     printed = capsys.readouterr().out
     assert "over 50 episodes" in printed and "auctions won per primitive" in printed
-    assert "exact: discounted return / optimum" in printed and "optimal path" in printed  # a finite task
+    assert "exact: score (return − random) / (optimum − random)" in printed and "optimal path" in printed  # a table
+    assert "the best checkpoint: update" in printed
 
 
 def test_corrupt_checkpoint(capsys, tmp_path):
@@ -103,3 +104,33 @@ def test_importing_societal_does_not_import_ray():
     code = "import sys, societal; societal.sweep; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_help_imports_neither_torch_nor_pandas():
+    """``--help`` answers at once: the command line's modules import torch only when a command runs."""
+    code = "import sys, societal.cli; print(sorted({'torch', 'pandas', 'matplotlib'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_help_of_config_explains_every_field():
+    import dataclasses
+    import pydoc
+
+    from societal.config import field_docs
+
+    text = pydoc.render_doc(societal.Config, renderer=pydoc.plaintext)
+    docs = field_docs(societal.Config)
+    for field in dataclasses.fields(societal.Config):
+        assert docs.get(field.name), f"Config.{field.name} has no note"
+        assert f"{field.name}: " in text and docs[field.name][:40] in " ".join(text.replace("|", " ").split())
+    assert "general: 'mean'" in text and "in (0, 1]" in text  # the preset's values and the allowed ranges
+
+
+def test_every_subcommand_says_what_it_reads_and_writes():
+    from societal.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    for name, command in commands.items():
+        text = " ".join(command.format_help().split())
+        assert "Reads" in text and "writes" in text.lower(), f"societal {name} --help"

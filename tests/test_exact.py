@@ -8,7 +8,7 @@ import torch
 import societal  # noqa: F401  (registers the ids)
 from societal.environments import finite_mdp, value_iteration
 from societal.environments.tabular import TabularVecEnv
-from societal.exact import assess, optimal_return, policy, policy_return, visited_by, win_probabilities
+from societal.exact import assess, optimal_return, policy, policy_return, score, visited_by, win_probabilities
 from societal.monolithic import Monolithic
 from societal.society import Society
 
@@ -78,5 +78,17 @@ def test_assessment_of_a_society_that_bids_q_star():
         theta[0, 16, 0] = float(np.log(0.1 / 0.9))
     result = assess(society, mdp, GAMMA)
     assert result.fraction_greedy == pytest.approx(1.0) and result.fraction_sampled > 0.99
+    assert result.score_greedy == pytest.approx(1.0) and result.random_return < result.return_sampled
     assert result.optimal_choice == 1.0
     assert result.bids_close == 1.0 and result.worst_bid_error == pytest.approx(max(abs(0.79 - q[:5, 1])), abs=1e-4)
+
+
+def test_the_score_is_zero_for_the_random_policy_and_one_for_the_optimum_whatever_the_rewards_sign():
+    mdp = finite_mdp(gym.make("CliffWalking-v1"))
+    q = value_iteration(mdp, GAMMA)
+    m = q.shape[1]
+    random, best = policy_return(mdp, np.full(q.shape, 1 / m), GAMMA), optimal_return(mdp, GAMMA)
+    assert random < best < 0  # a ratio to the optimum would call the random policy 88 times better
+    assert score(random, random, best) == 0 and score(best, random, best) == 1
+    mixed = policy_return(mdp, 0.5 * np.eye(m)[q.argmax(1)] + 0.5 / m, GAMMA)
+    assert random < mixed < best and 0 < score(mixed, random, best) < 1

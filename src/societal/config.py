@@ -240,9 +240,8 @@ def _at_least(low: int) -> tuple:
 RANGES: dict[str, tuple] = {  # field → (test, what is allowed)
     **dict.fromkeys(("redundancy", "num_envs", "threads", "epochs", "minibatch", "lr_decay_every",
                      "eval_episodes", "eval_max_auctions", "checkpoint_every"), _at_least(1)),
-    **dict.fromkeys(("eval_every", "max_auction_steps", "max_wall_s", "lr_decay_after", "policy_lr", "value_lr",
-                     "entropy", "entropy_final", "entropy_halflife", "value_l2", "bonus", "option_done_action"),
-                    _at_least(0)),
+    **dict.fromkeys(("eval_every", "max_auction_steps", "max_wall_s", "lr_decay_after", "entropy_halflife",
+                     "option_done_action"), _at_least(0)),
     **dict.fromkeys(("steps", "clip", "max_grad_norm", "bid_init_precision", "checkpoint_s"),
                     ((lambda v: v > 0), "positive")),
     "seed": ((lambda v: 0 <= v < 2**32), "in [0, 2³²)"),
@@ -252,6 +251,10 @@ RANGES: dict[str, tuple] = {  # field → (test, what is allowed)
     "bid_init_mean": ((lambda v: 0 < v < 1), "in (0, 1)"),
     "explore": ((lambda v: 0 <= v < 1), "in [0, 1)"),
     "hidden": ((lambda v: len(v) >= 1 and min(v) >= 1), "one or more positive sizes"),
+    **dict.fromkeys(("policy_lr", "value_lr"), ((lambda v: 0 <= v <= 1), "in [0, 1]")),
+    **dict.fromkeys(("entropy", "entropy_final", "value_l2"), ((lambda v: 0 <= v <= 10), "in [0, 10]")),
+    "bonus": ((lambda v: 0 <= v <= 100), "in [0, 100]"),
+    **dict.fromkeys(("reward_scale", "reward_shift"), ((lambda v: abs(v) <= 1e6), "in [-10⁶, 10⁶]")),
     "imports": ((lambda v: all(p.isidentifier() for name in v for p in name.split("."))), "dotted module names"),
 }
 

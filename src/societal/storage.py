@@ -15,19 +15,23 @@ This module stores and returns plain dictionaries; it knows nothing of how train
 from __future__ import annotations
 
 import csv
+import fcntl
+import hashlib
 import json
 import math
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import torch
 
 from societal.config import Config
 from societal.errors import SocietalError, WriteFailed
 
-FORMAT = 2  # 1: agent weights only; 2: also the state a resumed run needs ("resume")
+FORMAT = 3  # 1: agent weights only; 2: also the state a resumed run needs ("resume"); 3: with its "digest"
 METRICS = [
     "update", "env_steps", "auction_steps", "wall_s", "collect_s", "update_s", "env_steps_per_s",
     "episodes", "return_mean", "return_std", "return_min", "return_max", "winner_utility",
@@ -60,11 +64,16 @@ def check_new(path: Path) -> None:
 
 @contextmanager
 def _writing(what: Path) -> Iterator[None]:
-    """Turn an OSError while writing ``what`` (a full disk, a vanished folder) into one line."""
+    """Turn an error while writing ``what`` (a full disk, a file-size limit, a vanished folder) into one line;
+    ``torch.save`` reports such errors as a ``RuntimeError``."""
     try:
         yield
     except OSError as e:
         raise WriteFailed(f"cannot write {what}: {e.strerror or e}") from None
+    except RuntimeError as e:
+        if "write" not in str(e):
+            raise
+        raise WriteFailed(f"cannot write {what}: {str(e).splitlines()[0]}") from None
 
 
 def _rows_until(file: Path, columns: list[str], update: int) -> str:
@@ -85,7 +94,14 @@ class RunWriter:
         with _writing(path):
             if resume_at is None:
                 check_new(path)
-                (path / "checkpoints").mkdir(parents=True)
+                try:
+                    path.mkdir(parents=True)
+                except FileExistsError:  # made by another process since check_new
+                    raise SocietalError(f"output folder {path} already exists; choose another output folder (out) "
+                                        "or remove it") from None
+            self.lock = hold_lock(path)
+            if resume_at is None:
+                (path / "checkpoints").mkdir()
                 (path / "plots").mkdir()
             for stale in path.rglob(".*.tmp"):  # left by a process killed while writing
                 stale.unlink()
@@ -111,7 +127,8 @@ class RunWriter:
         # one event per row: a scalar each (SummaryWriter.add_scalar) costs more than the rest of a Chain update
         scalars = [Summary.Value(tag=key, simple_value=value) for key, value in row.items()
                    if key not in ("update", "env_steps") and isinstance(value, float) and math.isfinite(value)]
-        self.tensorboard.file_writer.add_summary(Summary(value=scalars), row["env_steps"])
+        with _writing(self.path / "tensorboard"):  # its thread's write error surfaces at the next event
+            self.tensorboard.file_writer.add_summary(Summary(value=scalars), row["env_steps"])
 
     def bids(self, rows: list[dict]) -> None:
         self._append("bids", rows)
@@ -128,15 +145,39 @@ class RunWriter:
         tmp = file.with_name(f".{name}.pt.tmp")
         try:
             with _writing(file):
-                torch.save({"format": FORMAT, **payload}, tmp)
+                torch.save({"format": FORMAT, **payload, "digest": digest(payload)}, tmp)
                 tmp.replace(file)
         finally:
             tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
-        self.tensorboard.close()
-        for f, _ in self.files.values():
-            f.close()
+        try:
+            with _writing(self.path / "tensorboard"):
+                self.tensorboard.close()
+        finally:
+            for f, _ in self.files.values():
+                f.close()
+            self.lock.close()  # releases the run for the next writer
+
+
+def hold_lock(path: Path) -> IO:
+    """Take the run folder's lock (``.lock``, holding the writer's pid) for as long as the file stays open.
+
+    One process writes a run at a time: a second writer is refused with the holder's pid. The operating system
+    releases the lock when its process ends, however it ends, so a killed run's folder is free at once.
+    """
+    f = open(path / ".lock", "a+")  # noqa: SIM115  (held open: the lock lasts as long as the file is)
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise SocietalError(f"{path} is being written by process {holder}; wait for it to end or stop it") from None
+    f.truncate(0)
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
 
 
 def write_atomically(file: Path, data: bytes) -> None:
@@ -147,6 +188,31 @@ def write_atomically(file: Path, data: bytes) -> None:
             tmp.replace(file)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def digest(payload: object) -> str:
+    """SHA-256 of a checkpoint's content: every tensor's dtype, shape and bytes, and every other value's repr,
+    in order. Written with the checkpoint and checked on every load, since ``torch.load`` reads damaged tensor
+    data without a word."""
+    h = hashlib.sha256()
+
+    def walk(x: object) -> None:
+        if isinstance(x, dict):
+            for k in sorted(x, key=repr):
+                h.update(repr(k).encode())
+                walk(x[k])
+        elif isinstance(x, list | tuple):
+            h.update(f"{type(x).__name__}{len(x)}".encode())
+            for v in x:
+                walk(v)
+        elif isinstance(x, torch.Tensor):
+            h.update(f"{x.dtype}{tuple(x.shape)}".encode())
+            h.update(x.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            h.update(repr(x).encode())
+
+    walk(payload)
+    return h.hexdigest()
 
 
 def read_config(path: Path) -> Config:
@@ -172,8 +238,13 @@ def read_checkpoint(path: Path, name: str, config: Config) -> dict:
         raise SocietalError(f"{path} has no checkpoint {file.name} (every run writes best.pt and last.pt as it starts)")
     try:
         ckpt = torch.load(file, map_location="cpu", weights_only=True)
-        if not isinstance(ckpt, dict) or not ckpt.keys() >= CHECKPOINT_KEYS or ckpt["format"] not in (1, FORMAT):
+        if not isinstance(ckpt, dict) or not ckpt.keys() >= CHECKPOINT_KEYS or ckpt["format"] not in (1, 2, FORMAT):
             raise ValueError("not a societal checkpoint")
+        content = {k: v for k, v in ckpt.items() if k not in ("format", "digest")}
+        if ckpt["format"] >= 3 and ckpt.get("digest") != digest(content):
+            raise ValueError("its content does not match the digest written with it (the file is damaged)")
+        if not all(t.isfinite().all() for t in ckpt["agent"].values() if t.is_floating_point()):
+            raise ValueError("it holds weights that are not finite")
         theirs = Config.from_dict(ckpt["config"]).to_dict()
     except Exception as e:  # a corrupt or foreign file: one line, without PyTorch's advice to trust it
         reason = str(e).split("\n")[0].split(" (")[0].rstrip(".") if str(e) else repr(e)

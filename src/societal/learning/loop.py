@@ -4,6 +4,7 @@ plots. SIGINT and SIGTERM let the current update finish, write a checkpoint and 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import signal
 import sys
@@ -44,30 +45,34 @@ def train(
     ``resume``: a stopped run's folder, continued from its last checkpoint (only the budget, ``device`` and
     ``threads`` may change). ``callback(row)`` is called with every metrics row; returning ``False`` stops.
     """
-    if resume is not None:
-        trainer = resumed(Path(resume), overrides)
-    else:
-        config = configure(env, preset, overrides)
-        out = Path(out) if out is not None else default_out(config)
-        check_new(out)  # before anything is built
-        trainer = Trainer(config, out)
-    with stopping_on_signals() as stop, Progress(trainer, progress) as bar:
-        try:
-            while not trainer.finished() and not stop:
-                row = trainer.step()
-                bar.show(row)
-                if callback is not None and callback(row) is False:
-                    break
-        except BaseException:
-            trainer.writer.close()  # what failed is not saved: the last checkpoint stays the last good one
-            raise
-        trainer.close(evaluation=not stop)
+    with stopping_on_signals() as stop:  # already while the folder is made: a stop then leaves a resumable run
+        trainer = resumed(Path(resume), overrides) if resume is not None else started(env, preset, out, overrides)
+        with Progress(trainer, progress) as bar:
+            try:
+                while not trainer.finished() and not stop:
+                    row = trainer.step()
+                    bar.show(row)
+                    if callback is not None and callback(row) is False:
+                        break
+            except BaseException:
+                with contextlib.suppress(SocietalError):  # the first failure is the one to report
+                    trainer.writer.close()  # what failed is not saved: the last checkpoint stays the last good one
+                raise
+            trainer.close(evaluation=not stop)
     run = outputs(trainer)
     if stop:
         name = signal.Signals(stop[0]).name
         raise Stopped(f"stopped by {name} after update {trainer.update} ({trainer.env_steps} env steps); resume "
                       f"with: societal train --resume {trainer.out}", stop[0])
     return run
+
+
+def started(env: str, preset: str | None, out: str | Path | None, overrides: dict) -> Trainer:
+    """A new run in ``out`` (default: ``default_out``), with its first evaluation and checkpoint written."""
+    config = configure(env, preset, overrides)
+    out = Path(out) if out is not None else default_out(config)
+    check_new(out)  # before anything is built
+    return Trainer(config, out)
 
 
 def configure(env: str, preset: str | None, overrides: dict) -> Config:

@@ -22,6 +22,8 @@ from societal.learning.choices import option_samples
 from societal.learning.collecting import Collected
 from societal.storage import RunWriter
 
+EXPLODED = 1e6  # a parameter this large, or a value loss this many times its first, is divergence in any sane run
+
 
 class Trainer:
     """A run in progress: its parts, its counters and its folder."""
@@ -32,6 +34,7 @@ class Trainer:
         self.parts: Parts = build(config, transfer=resume is None)
         self.update, self.env_steps, self.auction_steps, self.wall_offset = 0, 0, 0, 0.0
         self.best, self.last_eval, self.last_checkpoint = -math.inf, -1, -1
+        self.first_value_loss = math.nan
         if resume is not None:
             self.load_state_dict(resume)
         self.writer = RunWriter(out, config, None if resume is None else (self.update, self.env_steps))
@@ -66,7 +69,8 @@ class Trainer:
         stats = p.learner.update(batch.samples, lr_scale, entropy)
         self.check_finite("gradient", p.learner.nonfinite_gradient)
         self.check_finite("loss", torch.tensor([stats["value_loss"], stats["policy_entropy"]]))
-        self.check_finite("parameter", p.agent.theta)
+        self.check_exploded(stats["value_loss"])
+        self.check_finite("parameter", p.agent.theta, EXPLODED)
         if p.option_learner is not None:
             samples = option_samples(p.primitives, p.primitives.config.gae_lambda, batch.continuation)
             stats |= {f"option_{k}": v for k, v in p.option_learner.update(samples).items()}
@@ -141,14 +145,25 @@ class Trainer:
     def wall_s(self) -> float:
         return time.perf_counter() - self.start
 
-    def check_finite(self, quantity: str, values: torch.Tensor) -> None:
-        """Stop the run (``Diverged``) where ``values`` (a learner per row, or one flag per learner) is not finite."""
-        bad = ~torch.isfinite(values) if values.dtype.is_floating_point else values
+    def check_finite(self, quantity: str, values: torch.Tensor, bound: float = math.inf) -> None:
+        """Stop the run (``Diverged``) where ``values`` (a learner per row, or one flag per learner) is not finite,
+        or not below ``bound`` in magnitude."""
+        bad = ~(values.abs() < bound) if values.dtype.is_floating_point else values
         if bool(bad.any()):
             rows = bad.reshape(len(bad), -1).any(1).nonzero()[:, 0].tolist() if bad.dim() else [0]
             who = self.parts.learner_name(rows[0]) if quantity != "loss" else "the agent"
-            raise Diverged(f"diverged: a {quantity} of {who} is NaN or infinite at update {self.update + 1}; "
+            what = "NaN or infinite" if math.isinf(bound) else f"NaN, infinite or beyond ±{bound:g}"
+            raise Diverged(f"diverged: a {quantity} of {who} is {what} at update {self.update + 1}; "
                            f"{self.out} keeps its last good checkpoint (update {self.last_checkpoint})")
+
+    def check_exploded(self, value_loss: float) -> None:
+        """Stop the run where the value loss has grown a million-fold over its first (at least 0.01)."""
+        if math.isnan(self.first_value_loss):
+            self.first_value_loss = value_loss
+        elif value_loss > EXPLODED * max(self.first_value_loss, 0.01):
+            raise Diverged(f"diverged: the value loss is {value_loss:.3g} at update {self.update + 1}, more than "
+                           f"{EXPLODED:g} times its first ({self.first_value_loss:.3g}); {self.out} keeps its last "
+                           f"good checkpoint (update {self.last_checkpoint})")
 
     def weights(self, eval_return: float) -> dict:
         p = self.parts
@@ -165,6 +180,7 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state(p.device)
         return {"update": self.update, "env_steps": self.env_steps, "auction_steps": self.auction_steps,
                 "wall_s": self.wall_s, "best": self.best, "last_eval": self.last_eval,
+                "first_value_loss": self.first_value_loss,
                 "ppo": p.learner.state_dict(), "collector": p.collector.state_dict(), "rng": rng,
                 "option_ppo": p.option_learner.state_dict() if p.option_learner is not None else {},
                 "visits": p.bids.visits.clone() if p.bids is not None else torch.zeros(0)}
@@ -177,6 +193,7 @@ class Trainer:
             p.primitives.net.load_state_dict(checkpoint["options"])
         self.update, self.env_steps, self.auction_steps = state["update"], state["env_steps"], state["auction_steps"]
         self.wall_offset, self.best, self.last_eval = state["wall_s"], state["best"], state["last_eval"]
+        self.first_value_loss = state.get("first_value_loss", math.nan)  # older checkpoints: the next one counts
         self.last_checkpoint = self.update
         p.learner.load_state_dict(state["ppo"])
         if p.option_learner is not None:
