@@ -77,7 +77,7 @@ def plot_bids(bids: pd.DataFrame, path: Path, title: str, max_states: int = 12) 
     if len(states) > max_states:
         return plot_bid_errors(bids, path, title)
     colour = {learner: f"C{i % 10}" for i, learner in enumerate(sorted(bids.learner.unique()))}
-    fig, axes = figure(len(states), 2, figsize=(10, 2.2 * len(states) + 1.6), squeeze=False, sharex="col",
+    fig, axes = figure(len(states), 2, figsize=(10, 2.2 * len(states) + 1.6), squeeze=False,
                        gridspec_kw={"width_ratios": [3, 2]}, layout="constrained")
     final = bids[bids["update"] == bids["update"].max()]
     q = bids.q_star.dropna()
@@ -96,6 +96,8 @@ def plot_bids(bids: pd.DataFrame, path: Path, title: str, max_states: int = 12) 
                 ax.set_facecolor("0.92")
     axes[0, 0].set_title(f"{title}: mean bids during training")
     axes[0, 1].set_title("final mean bids against Q*")
+    for ax in axes[:-1, 0]:  # the same env steps in every row: named once, at the bottom
+        ax.tick_params(labelbottom=False)
     axes[-1, 0].set_xlabel("env steps")
     counts(axes[-1, 0].xaxis)
     bidders = final.drop_duplicates("learner").sort_values("learner")
@@ -121,14 +123,15 @@ def final_bids(ax, end: pd.DataFrame, colour: dict) -> None:
     whisker = [mean - np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1) - mean]
     # grey whiskers: a black one ending at Q* would hide Q*'s black tick
     bars = ax.bar(x, mean, yerr=whisker, color=end.learner.map(colour), alpha=0.7, error_kw={"ecolor": "0.5"})
+    names = end.label.tolist()
+    crowded = len(end) > 4  # long names side by side would run together: tilted
     winner = end.win_rate.to_numpy().argmax()
-    if end.win_rate.iloc[winner] > 0:
+    if end.win_rate.iloc[winner] > 0:  # its share goes under its name: text on a narrow bar would cover the next
         bars[winner].set(edgecolor="k", linewidth=2)
-        ax.text(winner, 0.02, f"wins {end.win_rate.iloc[winner]:.0%}", ha="center", va="bottom", fontsize=7)
+        names[winner] += (" " if crowded else "\n") + f"(wins {end.win_rate.iloc[winner]:.0%})"
     if end.q_star.notna().all():
-        ax.scatter(x, end.q_star, color="k", marker="_", s=300, zorder=3)
-    crowded = len(end) > 4  # long names side by side would run together
-    ax.set_xticks(x, end.label, fontsize=7, rotation=30 if crowded else 0, ha="right" if crowded else "center")
+        ax.scatter(x, end.q_star, color="k", marker="_", s=min(300, 2400 / len(end)), zorder=3)
+    ax.set_xticks(x, names, fontsize=7, rotation=30 if crowded else 0, ha="right" if crowded else "center")
 
 
 def bid_legend(bidders, unvisited: bool) -> list:
@@ -138,7 +141,7 @@ def bid_legend(bidders, unvisited: bool) -> list:
                 Patch(facecolor="0.6", alpha=0.7, label="final mean bid ± its std, within [0, 1] (bar, whisker)"),
                 Line2D([], [], color="k", marker="_", ms=14, ls="", label="Q* of the bidder's action (right)"),
                 Patch(facecolor="none", edgecolor="k", lw=2,
-                      label="wins most evaluation auctions (its share written on the bar)")]
+                      label="wins most evaluation auctions (its share under its name)")]
     if unvisited:
         handles.append(Patch(facecolor="0.92", edgecolor="0.8",
                              label="state never visited in training: untrained bids"))
