@@ -6,11 +6,13 @@ no data.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -108,7 +110,7 @@ def plot_bids(bids: pd.DataFrame, path: Path, title: str, max_states: int = 12) 
     return fig
 
 
-def bid_history(ax, at: pd.DataFrame, colour: dict) -> None:
+def bid_history(ax: Axes, at: pd.DataFrame, colour: dict) -> None:
     """Each bidder's mean bid in one state over training, its Q* dashed in the same colour."""
     for learner, curve in at.groupby("learner"):
         ax.plot(curve.env_steps, curve.mean_bid, lw=1.2, color=colour[learner])
@@ -116,7 +118,7 @@ def bid_history(ax, at: pd.DataFrame, colour: dict) -> None:
             ax.axhline(curve.q_star.iloc[0], ls="--", lw=0.8, color=colour[learner])
 
 
-def final_bids(ax, end: pd.DataFrame, colour: dict) -> None:
+def final_bids(ax: Axes, end: pd.DataFrame, colour: dict) -> None:
     """The final mean bids in one state ± std, the whisker kept within the bids' range [0, 1], against Q*."""
     x = np.arange(len(end))
     mean, std = end.mean_bid.to_numpy(), end.std_bid.to_numpy()
@@ -134,7 +136,7 @@ def final_bids(ax, end: pd.DataFrame, colour: dict) -> None:
     ax.set_xticks(x, names, fontsize=7, rotation=30 if crowded else 0, ha="right" if crowded else "center")
 
 
-def bid_legend(bidders, unvisited: bool) -> list:
+def bid_legend(bidders: Iterable[tuple[str, str]], unvisited: bool) -> list:
     """What each line, bar and marker of ``plot_bids`` means; ``bidders``: (label, colour) of each bidder."""
     handles = [Line2D([], [], color=c, lw=1.2, label=label) for label, c in bidders]
     handles += [Line2D([], [], color="0.3", ls="--", lw=0.8, label="Q* of the bidder's action (left, in its colour)"),

@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from societal.errors import SocietalError
 from societal.experiments.runs import band, evaluations, read_runs
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 # The evaluation return that counts as solved (bandit: the best arm wins ≥ 95% of evaluation episodes,
 # 0.95 · 0.8 + 0.05 · 0.6 ≥ 0.79)
@@ -200,7 +205,8 @@ def plot_conditions(curves: dict[str, list[pd.DataFrame]], xs: tuple[str, ...], 
     _save(fig, path)
 
 
-def draw_conditions(axes, curves: dict[str, list[pd.DataFrame]], xs: tuple[str, ...], title: str) -> None:
+def draw_conditions(axes: Sequence[Axes], curves: dict[str, list[pd.DataFrame]], xs: tuple[str, ...],
+                    title: str) -> None:
     """On each of ``axes`` the evaluation return of each condition against one of ``xs``: the median over seeds
     and, with two seeds or more, their 10–90 % band (``band``); one legend, beside the row, names them."""
     from matplotlib.patches import Patch
