@@ -30,7 +30,10 @@ def runs(tmp_path_factory):
                          ("garbage", lambda p: (p / "checkpoints" / "best.pt").write_bytes(b"\x00garbage")),
                          ("pickle", lambda p: torch.save({"x": object()}, p / "checkpoints" / "best.pt")),
                          ("nolast", lambda p: (p / "checkpoints" / "last.pt").unlink()),
-                         ("flipped", lambda p: flip_tensor_bytes(p / "checkpoints" / "best.pt", 64))):
+                         ("flipped", lambda p: flip_tensor_bytes(p / "checkpoints" / "best.pt", 64)),
+                         ("emptymetrics", lambda p: (p / "metrics.csv").write_text("")),
+                         ("textmetrics", lambda p: (p / "metrics.csv").write_text("env_steps,wall_s,eval_return_mean\n"
+                                                                                 "many,long,high\n"))):
         shutil.copytree(root / "chain", root / name)
         change(root / name)
     (root / "afile").write_text("a file, not a folder")
@@ -169,6 +172,9 @@ CLI = [
     (["sweep", "societal/Chain-v0", "--seeds", "0", "--out", "{nowhere}"], "--seeds must be at least 1"),
     (["sweep", "societal/Chain-v0", "--cpus-per-run", "0", "--out", "{nowhere}"], "--cpus-per-run must be positive"),
     (["report", "{nowhere}"], "no runs under"),
+    (["report", "{emptymetrics}"], "metrics.csv: it is empty"),
+    (["report", "{textmetrics}"], "metrics.csv is not a run's metrics.csv: could not convert string to float"),
+    (["report", "{chain}/checkpoints"], "no folder there holds a metrics.csv"),
 ]
 
 

@@ -1,5 +1,6 @@
 """The command line: training, evaluation and the experiments' commands (bad inputs: test_bad_inputs.py)."""
 
+import shutil
 import subprocess
 import sys
 
@@ -84,6 +85,28 @@ def test_the_report_summarises_every_seed_and_draws_the_curves(capsys, tmp_path)
     out = capsys.readouterr().out
     assert "cloned-ccv/seed0" in out and "cloned-ccv/seed1" in out
     assert (tmp_path / "bandit" / "returns.png").is_file()
+
+
+def test_the_report_reads_plain_runs_a_sweep_and_a_single_run(capsys, tmp_path):
+    for name, seed in (("first", 0), ("second", 1)):
+        societal.train("societal/Chain-v0", steps=1, seed=seed, eval_episodes=2, progress=False,
+                       out=tmp_path / "runs" / name)
+    assert main(["report", str(tmp_path / "runs")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["run", "env", "env_steps", "wall_s", "eval_return", "best_eval_return"]
+    assert [line.split()[:3] for line in lines[1:3]] == [["first", "societal/Chain-v0", "4096"],
+                                                         ["second", "societal/Chain-v0", "4096"]]
+    assert lines[3] == f"evaluation curves: {tmp_path / 'runs' / 'returns.png'}"
+    assert (tmp_path / "runs" / "returns.png").is_file()
+    for seed, name in enumerate(("first", "second")):  # the same runs as two seeds of a sweep's setting
+        shutil.copytree(tmp_path / "runs" / name, tmp_path / "sweep" / "mechanism=ccv" / f"seed{seed}")
+    assert main(["report", str(tmp_path / "sweep")]) == 0
+    out = capsys.readouterr().out
+    assert "mechanism=ccv/seed1" in out and "mechanism=ccv/median of 2 seeds" in out and "eval_return_90%" in out
+    assert "NaN" not in out and "<NA>" not in out and "4096.0" not in out
+    assert main(["report", str(tmp_path / "runs" / "first")]) == 0  # one run: its row; its plots/ has the curves
+    assert capsys.readouterr().out.splitlines()[1].split()[0] == "first"
+    assert not (tmp_path / "runs" / "first" / "returns.png").exists()
 
 
 def test_every_flag_has_a_help_line_and_help_shows_defaults(capsys):

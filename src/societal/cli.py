@@ -193,10 +193,14 @@ def build_parser() -> Parser:
     sw.set_defaults(func=run_sweep)
 
     rp = sub.add_parser("report", formatter_class=WithDefaults,
-                        help="summarise a folder of runs <dir>/<setting>/seed<k> (a sweep, an experiment)",
-                        description="Reads every run folder under the folder (config.json, metrics.csv); writes "
-                                    "nothing, and prints one row per setting.")
-    rp.add_argument("folder", type=Path, help="the folder")
+                        help="summarise the runs in a folder: a table, and their evaluation curves",
+                        description="Reads the metrics.csv (and config.json) of every run folder at or under FOLDER: "
+                                    "one run, a folder of runs, a sweep's <setting>/seed<k>, an experiment's root. "
+                                    "Prints a row per run (env steps, wall seconds, final and best evaluation "
+                                    "return) and, per setting with two seeds or more, the median and 10–90 % band "
+                                    "of the final evaluation over seeds. Writes FOLDER/returns.png, the evaluation "
+                                    "curves of each setting (a row per task), unless FOLDER is a single run.")
+    rp.add_argument("folder", type=Path, metavar="FOLDER", help="a run folder, or any folder with run folders below it")
     rp.set_defaults(func=run_report)
 
     ex = sub.add_parser("experiments", formatter_class=WithDefaults, help="print (or run) the paper's commands",
@@ -395,10 +399,13 @@ def run_sweep(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from societal.experiments.report import summarize_folder
+    from societal.experiments.report import formatted, summarize_folder
 
+    table, plot = summarize_folder(args.folder)
     with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 60):
-        print(summarize_folder(args.folder).to_string(index=False))
+        print(formatted(table))
+    if plot is not None:
+        print(f"evaluation curves: {plot}")
     return 0
 
 

@@ -149,17 +149,21 @@ def plot_suite(table: pd.DataFrame, path: Path) -> None:
 
     tasks = [name for name, _, _ in TASKS if name in set(table.task)]
     conditions = [c for c in CONDITIONS if c in set(table.condition)]
-    fig, axes = figure(2, 1, figsize=(max(8, 0.38 * len(tasks)), 7.5), sharex=True)
+    fig, axes = figure(2, 1, figsize=(max(8, 0.38 * len(tasks)), 8), sharex=True, layout="constrained")
     for i, condition in enumerate(conditions):
         runs = table[table.condition == condition].groupby("task")
+        seeds = runs.seed.nunique().max()
         for ax, measure in zip(axes, ("fraction", "bids_close")):
             median = runs[measure].median().reindex(tasks)
             low, high = runs[measure].min().reindex(tasks), runs[measure].max().reindex(tasks)
             x = np.arange(len(tasks)) + (i - (len(conditions) - 1) / 2) * 0.25
-            ax.errorbar(x, median, yerr=[median - low, high - median], fmt="o", ms=4, capsize=2, label=condition)
-    axes[0].axhline(GOOD, color="k", lw=0.8, ls="--")
+            ax.errorbar(x, median, yerr=[median - low, high - median], fmt="o", ms=4, capsize=2,
+                        label=f"{condition}: median of {seeds} seeds, bar lowest to highest" if seeds > 1
+                        else f"{condition} (1 seed)")
+    axes[0].axhline(GOOD, color="k", lw=0.8, ls="--", label=f"solved: {GOOD:.0%} of the optimum")
     axes[0].set(ylabel="return / optimum (exact)", ylim=(-0.05, 1.05), title="The market on the suite of finite tasks")
     axes[1].set(ylabel="optimal path's states with\n|winning bid − Q*| ≤ 0.05", ylim=(-0.05, 1.05))
     axes[1].set_xticks(range(len(tasks)), tasks, rotation=70, ha="right", fontsize=7)
-    axes[0].legend(fontsize=8)
+    fig.legend(handles=axes[0].get_legend_handles_labels()[0], loc="outside upper center", ncols=2, fontsize=8,
+               frameon=False)
     _save(fig, path)

@@ -159,11 +159,13 @@ def summarize(root: Path, only: list[str] | None = None) -> pd.DataFrame:
 def plot_family(folder: Path, curves: dict[str, list[pd.DataFrame]], rows: list[dict]) -> None:
     """Transfer curves (median and 10–90 % band over seeds; transfer solid, from scratch dashed) per transfer
     task, and the mean |Δw| of each primitive's policy weights during each transfer (median over seeds)."""
-    from societal.plots import _save, figure
+    from matplotlib.patches import Patch
+
+    from societal.plots import _save, counts, figure
 
     stages = sorted({c.split("-", 1)[1] for c in curves if not c.endswith("pretrain")} - {""}, key=lambda s: s[::-1])
     tasks = sorted({s.split("-", 1)[1] for s in stages})
-    fig, axes = figure(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
+    fig, axes = figure(1, len(tasks), figsize=(5 * len(tasks), 4.6), squeeze=False, layout="constrained")
     for ax, task in zip(axes[0], tasks):
         for n, agent in enumerate(AGENTS):
             for stage, style in (("transfer", "-"), ("back", "-"), ("scratch", "--")):
@@ -171,11 +173,15 @@ def plot_family(folder: Path, curves: dict[str, list[pd.DataFrame]], rows: list[
                 if not evals:
                     continue
                 grid, low, mid, high = band(evals, "env_steps")
-                ax.plot(grid, mid, style, color=f"C{n}", label=f"{agent} {stage} ({len(evals)})")
+                seeds = f": median of {len(evals)} seeds" if len(evals) > 1 else " (1 seed)"
+                ax.plot(grid, mid, style, color=f"C{n}", label=f"{agent} {stage}{seeds}")
                 ax.fill_between(grid, low, high, color=f"C{n}", alpha=0.15, lw=0)
-        ax.axhline(OPTIMUM, color="grey", lw=0.5)
+        ax.axhline(OPTIMUM, color="grey", lw=0.5, label=f"counted as optimal (≥ {OPTIMUM:.3g})")
         ax.set(xlabel="env steps", ylabel="evaluation return", title=task)
-        ax.legend(fontsize=7)
+        counts(ax.xaxis)
+    named = {label: h for ax in axes[0] for h, label in zip(*ax.get_legend_handles_labels())}  # once per curve
+    band_patch = Patch(facecolor="0.5", alpha=0.15, label="shaded: 10th to 90th percentile over seeds")
+    fig.legend(handles=[*named.values(), band_patch], loc="outside lower center", ncols=4, fontsize=8, frameon=False)
     _save(fig, folder / "transfer.png")
 
     changed = pd.DataFrame([dict(r, **dict(kv.split(":") for kv in r["dw_per_part"].split()))

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from societal.errors import SocietalError
 from societal.experiments.runs import band, evaluations, read_runs
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 # The evaluation return that counts as solved (bandit: the best arm wins ≥ 95% of evaluation episodes,
 # 0.95 · 0.8 + 0.05 · 0.6 ≥ 0.79)
 TARGET = {"bandit": 0.79, "chain": 0.8, "duality": 4.5, "mental-rotation": 0.9}
 BID_ERROR_AT = (2_000_000, 10_000_000)  # env steps at which mean |bid − Q*| is reported
+AXIS = {"env_steps": "env steps", "auction_steps": "auction steps", "wall_s": "wall-clock seconds"}
 
 
 def bids_at(bids: pd.DataFrame, env_steps: float) -> pd.DataFrame:
@@ -76,45 +84,150 @@ def summarize(name: str, root: Path) -> pd.DataFrame:
     return pd.DataFrame([summarize_run(f, m, TARGET[name]) for f, m in runs.items()])
 
 
-def summarize_folder(folder: Path) -> pd.DataFrame:
-    """Any folder of runs ``<folder>/<setting>/seed<k>`` (a sweep, one experiment): a row per run, then per
-    setting the median and 10–90 % band over seeds of the final evaluation; draws ``<folder>/returns.png``."""
-    runs = read_runs(folder)
-    if not runs:
-        raise SocietalError(f"no runs under {folder} (expected {folder}/<setting>/seed<k>/metrics.csv)")
-    rows = []
-    for run, metrics in runs.items():
-        ev = metrics.dropna(subset=["eval_return_mean"])
-        rows.append({"setting": run.parent.name, "seed": run.name, "env_steps": int(metrics.env_steps.iloc[-1]),
-                     "wall_s": round(float(metrics.wall_s.iloc[-1])),
-                     "eval_return": float(ev.eval_return_mean.iloc[-1]) if len(ev) else None,
-                     "best_eval_return": float(ev.eval_return_mean.max()) if len(ev) else None})
-    table = pd.DataFrame(rows)
-    final = table.dropna(subset=["eval_return"]).groupby("setting").eval_return
-    summary = pd.DataFrame({"seed": final.size().map(lambda n: f"median of {n}"), "eval_return": final.median(),
-                            "eval_return_10%": final.quantile(0.1), "eval_return_90%": final.quantile(0.9)})
-    plot_conditions(evaluations(runs), ("env_steps", "wall_s"), folder.name, folder / "returns.png")
-    return pd.concat([table, summary.reset_index()], ignore_index=True).round(4)
+def summarize_folder(folder: Path) -> tuple[pd.DataFrame, Path | None]:
+    """Every run at or under ``folder`` (``find_runs``: one run, a folder of runs, a sweep's ``<setting>/seed<k>``,
+    an experiment's root): a row per run, then per setting of two or more seeds the median and 10–90 % band over
+    seeds of the final evaluation. Draws ``<folder>/returns.png`` (not for a single run, whose plots/ has its
+    curves); returns the table and the plot's path."""
+    runs = find_runs(folder)
+    rows = [run_row(folder, run, metrics) for run, metrics in runs.items()]
+    table = pd.DataFrame(rows).astype(dict.fromkeys(("env_steps", "wall_s", "eval_return", "best_eval_return"), float))
+    table = pd.concat([table.drop(columns="setting"), medians(table)], ignore_index=True).round({"wall_s": 0}).round(4)
+    # counts print as whole numbers beside the median rows' blanks; a column no row fills is left out
+    table = table.astype({"env_steps": "Int64", "wall_s": "Int64"}).dropna(axis=1, how="all")
+    if list(runs) == [folder]:
+        return table, None
+    curves: dict[str | None, dict[str, list[pd.DataFrame]]] = {}  # task → setting → its seeds' evaluations
+    for row, metrics in zip(rows, runs.values()):
+        if len(ev := metrics.dropna(subset=["eval_return_mean"])):
+            curves.setdefault(row["env"], {}).setdefault(row["setting"], []).append(ev)
+    if not curves:
+        return table, None
+    plot_envs(curves, folder / "returns.png")
+    return table, folder / "returns.png"
+
+
+def medians(table: pd.DataFrame) -> pd.DataFrame:
+    """Per setting of two seeds or more: the median and 10–90 % band over seeds of the final evaluation."""
+    final = table.dropna(subset=["eval_return"]).groupby("setting", sort=False).eval_return
+    seeds = final.size()
+    rows = pd.DataFrame({"run": [f"{setting}/median of {n} seeds" for setting, n in seeds.items()],
+                         "eval_return": final.median().to_numpy(), "eval_return_10%": final.quantile(0.1).to_numpy(),
+                         "eval_return_90%": final.quantile(0.9).to_numpy()})
+    return rows[seeds.to_numpy() > 1]
+
+
+def find_runs(folder: Path) -> dict[Path, pd.DataFrame]:
+    """The metrics of every run folder (one that holds metrics.csv) at or under ``folder``; hidden folders (a
+    sweep's .tune) and a run's own subfolders are not searched."""
+    if not folder.is_dir():
+        raise SocietalError(f"no runs under {folder}: it is not a folder")
+    found = []
+    for parent, subfolders, files in os.walk(folder):
+        if "metrics.csv" in files:
+            found.append(Path(parent))
+            subfolders.clear()
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+    if not found:
+        raise SocietalError(f"no runs under {folder}: no folder there holds a metrics.csv (train one with "
+                            "societal train --out DIR)")
+    return {run: read_metrics(run / "metrics.csv") for run in found}
+
+
+def read_metrics(path: Path) -> pd.DataFrame:
+    """A run's metrics.csv, or one clear error naming the file."""
+    try:
+        metrics = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise SocietalError(f"cannot read {path}: it is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise SocietalError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
+    missing = [c for c in ("env_steps", "wall_s", "eval_return_mean") if c not in metrics]
+    if missing:
+        raise SocietalError(f"{path} is not a run's metrics.csv: it has no column {', '.join(missing)}")
+    try:
+        return metrics.astype({"env_steps": float, "wall_s": float, "eval_return_mean": float})
+    except ValueError as e:
+        raise SocietalError(f"{path} is not a run's metrics.csv: {e}") from None
+
+
+def setting_of(folder: Path, run: Path) -> str:
+    """The folder above ``seed<k>`` (the seeds of a setting are summarised together), else the run itself; named by
+    its path below ``folder``."""
+    grouped = run.parent if re.fullmatch(r"seed\d+", run.name) and run != folder else run
+    return str(grouped.relative_to(folder)) if grouped != folder else folder.name
+
+
+def run_row(folder: Path, run: Path, metrics: pd.DataFrame) -> dict:
+    ev = metrics.dropna(subset=["eval_return_mean"])
+    last = metrics.iloc[-1] if len(metrics) else None  # a run that has only begun has no rows yet
+    return {"run": str(run.relative_to(folder)) if run != folder else folder.name, "setting": setting_of(folder, run),
+            "env": env_of(run), "env_steps": None if last is None else last.env_steps,
+            "wall_s": None if last is None else last.wall_s,
+            "eval_return": ev.eval_return_mean.iloc[-1] if len(ev) else None,
+            "best_eval_return": ev.eval_return_mean.max() if len(ev) else None}
+
+
+def env_of(run: Path) -> str | None:
+    """The task of a run, from its config.json (None where it cannot be read: the report goes on without it)."""
+    try:
+        return json.loads((run / "config.json").read_text()).get("env")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def formatted(table: pd.DataFrame) -> str:
+    """The table as text: whole numbers as such, blanks where a row has no value."""
+    return table.astype(object).where(table.notna(), "").to_string(index=False)
+
+
+def plot_envs(curves: dict[str | None, dict[str, list[pd.DataFrame]]], path: Path) -> None:
+    """A row of panels per task (returns of different tasks do not share an axis): ``draw_conditions``."""
+    from societal.plots import _save, figure
+
+    fig, axes = figure(len(curves), 2, figsize=(11, 3.6 * len(curves) + 0.6), squeeze=False, layout="constrained")
+    for row, (env, conditions) in zip(axes, curves.items()):
+        draw_conditions(row, conditions, ("env_steps", "wall_s"), env or path.parent.name)
+    _save(fig, path)
 
 
 def plot_conditions(curves: dict[str, list[pd.DataFrame]], xs: tuple[str, ...], title: str, path: Path,
                     xlim: dict[str, float] | None = None) -> None:
-    """Evaluation return of each condition (its seeds' ``evaluations``) against each of ``xs``: the median and
-    10–90 % band over seeds (``band``); ``xlim`` caps an axis."""
+    """Evaluation return of each condition (its seeds' ``evaluations``) against each of ``xs``
+    (``draw_conditions``); ``xlim`` caps an axis."""
     from societal.plots import _save, figure
 
-    fig, axes = figure(1, len(xs), figsize=(5.5 * len(xs), 4), squeeze=False)
-    for condition, evals in curves.items():
-        for ax, x in zip(axes[0], xs):
-            grid, low, mid, high = band(evals, x)
-            ax.plot(grid, mid, label=f"{condition} ({len(evals)} seeds)")
-            ax.fill_between(grid, low, high, alpha=0.2, lw=0)
-            ax.set(xlabel=x.replace("_", " "), ylabel="evaluation return", title=title)
+    fig, axes = figure(1, len(xs), figsize=(5.5 * len(xs), 4.4), squeeze=False, layout="constrained")
+    draw_conditions(axes[0], curves, xs, title)
     for ax, x in zip(axes[0], xs):
         if x in (xlim or {}):
             ax.set_xlim(0, xlim[x])
-    axes[0, 0].legend(fontsize=8)
     _save(fig, path)
+
+
+def draw_conditions(axes: Sequence[Axes], curves: dict[str, list[pd.DataFrame]], xs: tuple[str, ...],
+                    title: str) -> None:
+    """On each of ``axes`` the evaluation return of each condition against one of ``xs``: the median over seeds
+    and, with two seeds or more, their 10–90 % band (``band``); one legend, beside the row, names them."""
+    from matplotlib.patches import Patch
+
+    from societal.plots import counts
+
+    for condition, evals in curves.items():
+        for ax, x in zip(axes, xs):
+            grid, low, mid, high = band(evals, x)
+            label = f"{condition}: median of {len(evals)} seeds" if len(evals) > 1 else f"{condition} (1 seed)"
+            line = ax.plot(grid, mid, label=label)[0]
+            if len(evals) > 1:
+                ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, lw=0)
+    for ax, x in zip(axes, xs):
+        ax.set(xlabel=AXIS.get(x, x), ylabel="evaluation return", title=title)
+        if x != "wall_s":
+            counts(ax.xaxis)
+    handles = axes[0].get_legend_handles_labels()[0]
+    if any(len(evals) > 1 for evals in curves.values()):
+        handles.append(Patch(facecolor="0.5", alpha=0.2, label="shaded: 10th to 90th percentile over seeds"))
+    axes[-1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
 
 
 def tworooms_target(condition: str) -> tuple[str, float]:

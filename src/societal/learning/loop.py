@@ -19,10 +19,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from societal.config import Config, from_preset
+from societal.environments.vector import make
 from societal.errors import SocietalError, Stopped
 from societal.imports import id_module, import_named, import_recorded, registering_module
 from societal.learning.trainer import Trainer
-from societal.plots import plot_bids, plot_returns
+from societal.plots import payable, plot_bids, plot_returns
 from societal.qualitative import episode_strip, mental_rotation_report
 from societal.run import Run, load
 from societal.storage import BUDGET, check_new, read_checkpoint, read_config
@@ -163,7 +164,10 @@ def outputs(trainer: Trainer) -> Run:
     config, out, parts = trainer.config, trainer.out, trainer.parts
     run = load(out, "last")
     run.agent = parts.agent  # the same weights, on the training device
-    plot_returns(run.metrics, out / "plots" / "returns.png", config.env)
+    # the evaluation's own task: its table says what one episode can pay
+    bounds = payable(make(config.env, **{**config.env_kwargs, **config.eval_env_kwargs})) if parts.eval_env.indexed \
+        else None
+    plot_returns(run.metrics, out / "plots" / "returns.png", config.env, bounds)
     if parts.bids is not None:
         plot_bids(run.bids, out / "plots" / "bids.png", config.env)
     if config.env == "societal/MentalRotation-v0":
