@@ -274,11 +274,11 @@ def test_a_run_folder_has_one_writer(tmp_path):
     first.communicate(timeout=120)
     assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1
     assert f"is being written by process {first.pid}" in second.stderr
-    rows = updates_in(folder)
+    stopped_at = updates_in(folder) - 1  # rows of updates 0 … stopped_at
     resumed = subprocess.run([sys.executable, "-m", "societal", "train", "--resume", str(folder), "--steps",
-                              str(4096 * (rows + 1)), "--quiet"], capture_output=True, text=True, timeout=300)
+                              str(4096 * (stopped_at + 2)), "--quiet"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert list(pd.read_csv(folder / "metrics.csv").update) == list(range(rows + 1))  # no gap, nothing twice
+    assert list(pd.read_csv(folder / "metrics.csv")["update"]) == list(range(stopped_at + 3))  # no gap, no repeat
 
 
 def test_a_real_file_size_limit_is_one_line_and_the_run_resumes(tmp_path):
@@ -296,4 +296,4 @@ def test_a_real_file_size_limit_is_one_line_and_the_run_resumes(tmp_path):
     resumed = subprocess.run([sys.executable, "-m", "societal", "train", "--resume", str(folder), "--steps",
                               str(256 * (last + 3)), "--quiet"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert list(pd.read_csv(folder / "metrics.csv").update) == list(range(last + 4))
+    assert list(pd.read_csv(folder / "metrics.csv")["update"]) == list(range(last + 4))

@@ -11,7 +11,7 @@ import societal.cli
 from societal.environments import finite_mdp, value_iteration
 from societal.environments.tabular import TabularVecEnv
 from societal.environments.transfer import GRAPHS
-from societal.experiments import modularity
+from societal.experiments import followup, modularity
 
 G = 0.99
 
@@ -143,7 +143,7 @@ def test_the_primitives_a_change_concerns(before, after, letters):
 
 
 def test_pretrain_then_transfer_end_to_end(tmp_path):
-    runs = modularity.commands(range(1), tmp_path, scale=0.004, only=["linear"])
+    runs = followup.commands(range(1), tmp_path, scale=0.004, only=["linear"])
     wanted = [(f, argv) for f, argv in runs if f.parent.name.endswith(("pretrain", "transfer-LinABD"))]
     assert len(wanted) == 6  # three agents, two stages
     for folder, argv in wanted:

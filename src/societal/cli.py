@@ -204,9 +204,10 @@ def build_parser() -> Parser:
     rp.set_defaults(func=run_report)
 
     ex = sub.add_parser("experiments", formatter_class=WithDefaults, help="print (or run) the paper's commands",
-                        description="Prints the societal train commands of an experiment; with --for-real runs them "
-                                    "on Ray, writing one run folder each under --root/<experiment>/; with --report "
-                                    "reads those folders and prints (and draws) the results.")
+                        description="Prints the societal train commands of an experiment. With --for-real runs "
+                                    "them on Ray: each writes one run folder under --root/<experiment>/ and reads "
+                                    "only the folders of the runs before it. With --report: Reads those folders "
+                                    "and prints the results, and writes their plots beside them.")
     ex.add_argument("name", choices=EXPERIMENTS, help="which experiment")
     ex.add_argument("--for-real", action="store_true", help="run the commands")
     ex.add_argument("--seeds", type=int, default=1, help="repeat with N seeds: 0..N-1, or from --first-seed on")
@@ -326,7 +327,7 @@ def run_experiments(args: argparse.Namespace) -> int:
     if args.report:
         import pandas as pd
 
-        from societal.experiments.report import summarize
+        from societal.experiments.report import formatted, summarize
 
         with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 60):
             table = summarize(args.name, args.root)
@@ -335,7 +336,7 @@ def run_experiments(args: argparse.Namespace) -> int:
 
                 print(report(table))
             else:
-                print(table.to_string(index=False))
+                print(formatted(table.dropna(axis=1, how="all")))
         if args.name == "mental-rotation":
             from societal.experiments.report import mental_rotation_oracle
 

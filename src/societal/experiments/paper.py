@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from societal.experiments import modularity
+from societal.experiments import followup
 
 # name → (env id, env steps, [(condition, extra flags)])
 MNIST = ["--network", "mnist_cnn", "--eval-env-kwarg", "split=test", "--set", "eval_every=5"]
@@ -32,7 +32,7 @@ PAPER: dict[str, tuple[str, int, list[tuple[str, list[str]]]]] = {
         ("monolithic", ["--agent", "monolithic", *MNIST]),
     ]),
 }
-EXPERIMENTS = [*PAPER, "tworooms", "markets", "modularity", *(f"modularity-{f}" for f in modularity.FAMILIES)]
+EXPERIMENTS = [*PAPER, "tworooms", "markets", "modularity", *(f"modularity-{f}" for f in followup.FAMILIES)]
 
 # TwoRooms (the paper's §7.2–7.3): budgets of each stage.
 OPTION_STEPS = 1_000_000  # env steps to pre-train each sub-policy
@@ -88,7 +88,7 @@ def commands(name: str, seeds: int, root: Path, scale: float = 1.0,
 
         return markets.commands(range(first_seed, first_seed + seeds), root, scale)
     if name.startswith("modularity"):
-        return modularity.commands(range(first_seed, first_seed + seeds), root, scale, modularity.families(name))
+        return followup.commands(range(first_seed, first_seed + seeds), root, scale, followup.families(name))
     env, steps, conditions = PAPER[name]
     out = []
     for seed in range(first_seed, first_seed + seeds):

@@ -74,9 +74,9 @@ def summarize(name: str, root: Path) -> pd.DataFrame:
 
         return markets.summarize(root)
     if name.startswith("modularity"):
-        from societal.experiments import modularity
+        from societal.experiments import followup, modularity
 
-        return modularity.summarize(root, modularity.families(name))
+        return modularity.summarize(root, followup.families(name))
     runs = read_runs(root / name)
     if not runs:
         raise SocietalError(f"no runs of {name!r} under {root / name}; run them with --for-real first")
