@@ -31,6 +31,8 @@ def runs(tmp_path_factory):
                          ("pickle", lambda p: torch.save({"x": object()}, p / "checkpoints" / "best.pt")),
                          ("nolast", lambda p: (p / "checkpoints" / "last.pt").unlink()),
                          ("flipped", lambda p: flip_tensor_bytes(p / "checkpoints" / "best.pt", 64)),
+                         ("nested", lambda p: (p / "config.json").write_text('{"env_kwargs": {"a": '
+                                                                              + "[" * 10**5 + "]" * 10**5 + "}}")),
                          ("emptymetrics", lambda p: (p / "metrics.csv").write_text("")),
                          ("textmetrics", lambda p: (p / "metrics.csv").write_text("env_steps,wall_s,eval_return_mean\n"
                                                                                  "many,long,high\n"))):
@@ -151,6 +153,8 @@ CLI = [
     (["eval", "{garbage}"], "cannot read checkpoint"),
     (["eval", "{pickle}"], "cannot read checkpoint"),
     (["eval", "{flipped}"], "does not match the digest written with it"),
+    (["eval", "{nested}"], "maximum recursion depth exceeded"),
+    (["eval", "{chain}", "--seed", str(2**64)], "--seed must be in [0, 2³²), got 18446744073709551616"),
     (["eval", "{nolast}", "--checkpoint", "last"], "has no checkpoint last.pt"),
     # experiments
     (["experiments", "atari"], "invalid choice: 'atari'"),
@@ -224,3 +228,12 @@ def test_bad_python_input_raises_one_clear_societal_error(call, message, runs, t
 
 def test_there_are_at_least_sixty_bad_inputs():
     assert len(CLI) + len(API) >= 60
+
+
+@pytest.mark.parametrize("argv", [["eval", "{chain}", "--episodes", str(10**11)],
+                                  [*CHAIN, "--num-envs", str(10**11), "--set", f"auction_steps_per_update={10**11}"]])
+def test_asking_for_more_memory_than_there_is_is_one_line_exit_1(argv, runs, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main([a.format(chain=runs / "chain") for a in argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and "not enough memory" in err, err

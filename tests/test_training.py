@@ -2,6 +2,7 @@
 
 import json
 
+import gymnasium as gym
 import pandas as pd
 import pytest
 import torch
@@ -104,6 +105,31 @@ def test_any_discrete_action_gymnasium_env_trains(tmp_path, env_id):
         assert run.bids.empty  # no per-state bids for Box observations
     else:
         assert run.bids.q_star.notna().all()
+
+
+class Steps(gym.Env):
+    """Discrete(3, start=-1): -1 steps back, 0 stays, +1 forward to the end of a 4-cell line, which pays 1; any
+    other action is an error (the action an auction's winner names must be start + its index)."""
+
+    observation_space, action_space = gym.spaces.Discrete(4), gym.spaces.Discrete(3, start=-1)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.cell = 0
+        return 0, {}
+
+    def step(self, action):
+        if action not in (-1, 0, 1):
+            raise ValueError(f"no action {action}")
+        self.cell = max(0, self.cell + action)
+        return self.cell, float(self.cell == 3), self.cell == 3, False, {}
+
+
+def test_an_action_space_that_does_not_start_at_0_gets_its_own_actions(tmp_path):
+    gym.register("test/Steps-v0", entry_point=Steps, max_episode_steps=30)
+    run = societal.train("test/Steps-v0", out=tmp_path / "run", num_envs=16, policy_lr=4e-3, steps=60_000,
+                         eval_every=5, eval_episodes=20, progress=False)
+    assert run.metrics.eval_return_mean.dropna().iloc[-1] == 1.0  # +1 found: primitive 2 is action +1
 
 
 def test_independent_and_solitary_societies_train(tmp_path):

@@ -268,6 +268,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise SocietalError(f"--episodes must be at least 1, got {args.episodes}")
+    if not 0 <= args.seed < 2**32:
+        raise SocietalError(f"--seed must be in [0, 2³²), got {args.seed}")
     import_named(args.imports)
     run = load(args.run_dir, args.checkpoint)
     print(f"{run.path}: {checkpoint_used(run)}")
@@ -434,6 +436,12 @@ def main(argv: list[str] | None = None) -> int:
             label = "" if isinstance(e, Stopped) else "error: "  # its message starts "stopped by …"
             print(f"societal {args.command}: {label}{e}", file=sys.stderr)
             return e.exit_status
+        except (MemoryError, RuntimeError) as e:
+            if not isinstance(e, MemoryError) and "allocate" not in str(e):
+                raise
+            print(f"societal {args.command}: error: not enough memory ({str(e).splitlines()[0][:200]}); ask for fewer "
+                  "environments, episodes or smaller networks", file=sys.stderr)
+            return 1
         except KeyboardInterrupt:  # outside a training loop, which stops cleanly by itself
             print(f"societal {args.command}: interrupted", file=sys.stderr)
             return 130

@@ -225,7 +225,7 @@ def read_config(path: Path) -> Config:
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         return Config.from_dict(data).validate()
-    except (ValueError, TypeError, SocietalError) as e:
+    except (ValueError, TypeError, RecursionError, SocietalError) as e:
         raise SocietalError(f"corrupt {file}: {str(e).splitlines()[0]}") from None
 
 

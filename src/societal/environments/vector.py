@@ -93,6 +93,7 @@ class GymVecEnv:
         space = self.envs[0].observation_space
         self.discrete = isinstance(space, gym.spaces.Discrete)
         self.one_hot = torch.eye(space.n, device=device) if self.discrete else None
+        self.first_action = int(self.envs[0].action_space.start)  # primitive i acts as action start + i
         self.obs: list = []
 
     def _tensor(self, obs: list) -> Tensor:
@@ -109,7 +110,7 @@ class GymVecEnv:
         reward, terminated, truncated = np.zeros(n, np.float32), np.zeros(n, bool), np.zeros(n, bool)
         final = list(self.obs)
         for i in range(n) if mask is None else mask.nonzero()[:, 0].tolist():
-            final[i], reward[i], terminated[i], truncated[i], _ = self.envs[i].step(int(action[i]))
+            final[i], reward[i], terminated[i], truncated[i], _ = self.envs[i].step(self.first_action + int(action[i]))
             self.obs[i] = self.envs[i].reset()[0] if terminated[i] or truncated[i] else final[i]
         t = lambda x: torch.as_tensor(x, device=self.device)  # noqa: E731
         return self._tensor(self.obs), t(reward), t(terminated), t(truncated), self._tensor(final)
