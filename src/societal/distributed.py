@@ -38,7 +38,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from itertools import product
 from pathlib import Path
 
@@ -116,8 +116,10 @@ def loopback_only() -> Iterator[None]:
     """Ray 2.60 replaces a node address of 127.0.0.1 with this machine's network address (``ray.init`` and
     ``ray start`` both), and then its GCS, raylet and workers listen on every interface; only its switch for
     machines without multi-node clusters (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read once as Ray is
-    imported) keeps 127.0.0.1, and with it every server binds to loopback. Set here for this instance only:
-    a driver that joins a cluster must give the cluster its network address."""
+    imported) keeps 127.0.0.1, and with it every server binds to loopback. Set only while the private instance
+    starts and while a driver joins a cluster at 127.0.0.1 (Ray would dial the network address instead, where a
+    loopback-only head does not listen); afterwards Ray asks its node. A driver joining other machines must
+    give them its network address."""
     from ray._private import ray_constants
 
     saved = ray_constants.ENABLE_RAY_CLUSTER
@@ -129,33 +131,43 @@ def loopback_only() -> Iterator[None]:
 
 
 def join(address: str) -> None:
-    """Connect to the cluster at ``address``; warn if it runs code for clients without a token."""
+    """Connect to the cluster at ``address``: one line if it asks for a token this client does not send, a
+    ``SocietalWarning`` if it runs code for clients without a token."""
     import ray
     from ray.exceptions import AuthenticationError
 
+    host = address.removeprefix("ray://").rpartition(":")[0].strip("[]")
+    auth = None if address.startswith("ray://") or not host else gcs_authentication(address)  # not a GCS: unknown
+    if auth == "token" and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        raise SocietalError(f"the Ray cluster at {address} asks for a token, and this client has none: set "
+                            "RAY_AUTH_TOKEN_PATH to a copy of the cluster's token file (or RAY_AUTH_TOKEN)")
+    if auth == "none":  # the driver's own server must not ask the cluster's workers for a token they lack
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+        reload_authentication()
     try:
-        ray.init(address=address, logging_level="ERROR")
-    except AuthenticationError as e:
-        raise SocietalError(f"the Ray cluster at {address} refused this client: {str(e).split('. ')[0]} (set "
-                            "RAY_AUTH_TOKEN_PATH to the cluster's token file, or RAY_AUTH_TOKEN)") from None
-    if not address.startswith("ray://") and answers_without_token(ray.get_runtime_context().gcs_address):
+        with loopback_only() if host in ("localhost", "::1") or host.startswith("127.") else nullcontext():
+            ray.init(address=address, logging_level="ERROR")  # kept at 127.0.0.1, where a private head listens
+    except (AuthenticationError, ConnectionError) as e:  # no token file, a wrong token, …: Ray has logged why
+        raise SocietalError(f"could not join the Ray cluster at {address}: {str(e).split('. ')[0]}") from None
+    if auth == "none":
         warnings.warn(f"the Ray cluster at {address} runs without token authentication: anyone who can reach its "
                       "ports can run code on its nodes (start them with RAY_AUTH_MODE=token, see the README)",
                       SocietalWarning, stacklevel=4)
 
 
-def answers_without_token(gcs_address: str) -> bool:
-    """Whether the GCS at ``gcs_address`` answers a request that carries no token (one plain gRPC call)."""
+def gcs_authentication(address: str) -> str | None:
+    """``"token"`` if the GCS at ``address`` refuses a request that carries no token, ``"none"`` if it answers,
+    ``None`` if it cannot be reached (one plain gRPC call)."""
     import grpc
     from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
 
-    with grpc.insecure_channel(gcs_address) as channel:
+    with grpc.insecure_channel(address) as channel:
         try:
             gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(gcs_service_pb2.GetClusterIdRequest(),
                                                                                timeout=10)
-        except grpc.RpcError:  # refused (UNAUTHENTICATED), or no answer: nothing to warn about
-            return False
-    return True
+        except grpc.RpcError as e:
+            return "token" if e.code() == grpc.StatusCode.UNAUTHENTICATED else None
+    return "none"
 
 
 def stages(runs: Runs) -> list[list[int]]:
@@ -227,8 +239,11 @@ def run_on_ray(runs: Runs, state: Path, resume: bool = False, cpus_per_run: floa
                                run_config=tune.RunConfig(name=path.name, storage_path=str(path.parent),
                                                          verbose=1 if verbose else 0, callbacks=[progress()],
                                                          failure_config=tune.FailureConfig(max_failures=0)))
-        for result in fit(tuner, verbose):
-            i = names.index(result.config["run"])
+        results = fit(tuner, verbose)
+        ran = [result.config["run"] for result in results if result.config]
+        unnamed = iter(names[i] for i in todo if names[i] not in ran)  # a trial that never started has no config
+        for result in results:
+            i = names.index(result.config["run"] if result.config else next(unnamed))
             outcome[i] = "done" if result.error is None else f"failed: {last_line(result.error)}"
     return pd.DataFrame([{"run": str(folder), "outcome": outcome.get(i, "not run"), "command": shlex.join(argv)}
                          for i, (folder, argv, _) in enumerate(runs)])
