@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -170,6 +171,22 @@ def test_experiments_run_their_stages_on_ray_after_the_runs_they_read(cluster, t
     assert out.count(" done") == 5
     blue = societal.load(tmp_path / "tworooms" / "blue-society" / "seed0")
     assert blue.config.init_from == str(tmp_path / "tworooms" / "green-society" / "seed0")
+
+
+def test_progress_is_a_line_per_event_and_a_line_of_counts(capsys):
+    from societal.distributed import progress
+
+    trials = [SimpleNamespace(status=status, config={"run": f"lr=0.1/seed{i}"}, error_file=None)
+              for i, status in enumerate(["RUNNING", "TERMINATED", "ERROR", "PENDING", "PENDING"])]
+    callback = progress(every=0.0)
+    callback.on_trial_start(iteration=1, trials=trials, trial=trials[0])
+    callback.on_trial_complete(iteration=2, trials=trials, trial=trials[1])
+    callback.on_trial_error(iteration=3, trials=trials, trial=trials[2])
+    callback.on_step_end(iteration=4, trials=trials)
+    lines = [line.split(" ", 1)[1] for line in capsys.readouterr().out.splitlines()]  # after the time of day
+    assert lines == ["lr=0.1/seed0: started", "lr=0.1/seed1: finished",
+                     "lr=0.1/seed2: failed: see the table at the end",
+                     "1 running, 1 finished, 1 failed, 2 waiting (0 min)"]
 
 
 def test_a_private_ray_instance_listens_on_loopback_asks_for_a_token_prints_little_and_leaves_nothing(tmp_path):
