@@ -44,9 +44,7 @@ def ray_temp():
 def head_node(lines: list[str], home: Path) -> tuple[str, subprocess.Popen]:
     """Run a head node's shell ``lines`` (``ray start --head --port 6379`` among them) with ``home`` as HOME, on
     a free port of 127.0.0.1 (with Ray's switch that keeps it there), 2 CPUs and no dashboard."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     script = "\n".join(lines).replace("--port 6379", f"--port {port} --num-cpus 2 --include-dashboard false "
                                                       "--disable-usage-stats")
     env = {**os.environ, "HOME": str(home), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
@@ -58,6 +56,12 @@ def head_node(lines: list[str], home: Path) -> tuple[str, subprocess.Popen]:
         end_session(start.pid)
         pytest.fail(out)
     return f"127.0.0.1:{port}", start
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def recipe() -> list[str]:
@@ -108,6 +112,12 @@ def test_the_readme_cluster_refuses_a_client_without_its_token(cluster, tmp_path
     assert client.returncode != 0 and "Authentication token is missing" in client.stderr
     assert main(["sweep", "societal/Bandit-v0", "--out", str(tmp_path / "sweep"), "--address", cluster]) == 2
     assert not (tmp_path / "sweep").exists()
+
+
+def test_an_address_where_no_cluster_answers_is_one_line(tmp_path, capsys):
+    address = f"127.0.0.1:{free_port()}"
+    assert main(["sweep", "societal/Bandit-v0", "--out", str(tmp_path / "sweep"), "--address", address]) == 2
+    assert capsys.readouterr().err == f"societal sweep: error: no Ray cluster answers at {address} (within 10 s)\n"
 
 
 def test_a_cluster_without_authentication_gets_a_one_line_warning(tmp_path, capfd):

@@ -137,17 +137,21 @@ def join(address: str) -> None:
     from ray.exceptions import AuthenticationError
 
     host = address.removeprefix("ray://").rpartition(":")[0].strip("[]")
-    auth = None if address.startswith("ray://") or not host else gcs_authentication(address)  # not a GCS: unknown
+    gcs = bool(host) and not address.startswith("ray://")  # HOST:PORT is a GCS; ray:// a Ray Client server
+    auth = gcs_authentication(address) if gcs else None
+    if gcs and auth is None:  # Ray itself would try for minutes
+        raise SocietalError(f"no Ray cluster answers at {address} (within 10 s)")
     if auth == "token" and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
-        raise SocietalError(f"the Ray cluster at {address} asks for a token, and this client has none: set "
-                            "RAY_AUTH_TOKEN_PATH to a copy of the cluster's token file (or RAY_AUTH_TOKEN)")
+        raise SocietalError(f"the Ray cluster at {address} asks for a token, and this client sends none: set "
+                            "RAY_AUTH_TOKEN_PATH to a copy of the cluster's token file (or RAY_AUTH_TOKEN), and "
+                            "RAY_AUTH_MODE to token or not at all")
     if auth == "none":  # the driver's own server must not ask the cluster's workers for a token they lack
         os.environ["RAY_AUTH_MODE"] = "disabled"
         reload_authentication()
     try:
         with loopback_only() if host in ("localhost", "::1") or host.startswith("127.") else nullcontext():
             ray.init(address=address, logging_level="ERROR")  # kept at 127.0.0.1, where a private head listens
-    except (AuthenticationError, ConnectionError) as e:  # no token file, a wrong token, …: Ray has logged why
+    except (AuthenticationError, ConnectionError, ValueError) as e:  # a wrong token, a bad address, …
         raise SocietalError(f"could not join the Ray cluster at {address}: {str(e).split('. ')[0]}") from None
     if auth == "none":
         warnings.warn(f"the Ray cluster at {address} runs without token authentication: anyone who can reach its "
@@ -157,14 +161,14 @@ def join(address: str) -> None:
 
 def gcs_authentication(address: str) -> str | None:
     """``"token"`` if the GCS at ``address`` refuses a request that carries no token, ``"none"`` if it answers,
-    ``None`` if it cannot be reached (one plain gRPC call)."""
+    ``None`` if nothing answers within 10 s (one plain gRPC call)."""
     import grpc
     from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
 
     with grpc.insecure_channel(address) as channel:
         try:
             gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(gcs_service_pb2.GetClusterIdRequest(),
-                                                                               timeout=10)
+                                                                               timeout=10, wait_for_ready=True)
         except grpc.RpcError as e:
             return "token" if e.code() == grpc.StatusCode.UNAUTHENTICATED else None
     return "none"
