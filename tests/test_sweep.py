@@ -1,13 +1,20 @@
-"""Sweeps and experiments on Ray: a local Ray cluster of 2 CPUs, started once for these tests."""
+"""Sweeps and experiments on Ray: a cluster started by the README's recipe (2 CPUs, on loopback), shared by
+these tests, and private instances. Everything Ray writes stays in one temporary folder, removed at the end."""
 
 import contextlib
+import importlib
+import ipaddress
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -18,36 +25,111 @@ from societal.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one cluster: these tests share a worker
 TINY = ["--steps", "8192", "--set", "eval_episodes=10", "--set", "eval_every=1"]
+README = Path(__file__).parents[1] / "README.md"
 
 
-ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+@pytest.fixture(scope="module", autouse=True)
+def ray_temp():
+    """Ray's folder for every instance of these tests (short: Ray's socket paths must fit 107 characters)."""
+    folder = tempfile.mkdtemp(prefix="ray")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_TMPDIR", folder)
+        patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+        for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
+            patch.delenv(name, raising=False)
+        yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def head_node(lines: list[str], home: Path) -> tuple[str, subprocess.Popen]:
+    """Run a head node's shell ``lines`` (``ray start --head --port 6379`` among them) with ``home`` as HOME, on
+    a free port of 127.0.0.1 (with Ray's switch that keeps it there), 2 CPUs and no dashboard."""
+    port = free_port()
+    script = "\n".join(lines).replace("--port 6379", f"--port {port} --num-cpus 2 --include-dashboard false "
+                                                      "--disable-usage-stats")
+    env = {**os.environ, "HOME": str(home), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    start = subprocess.Popen(["bash", "-euc", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=env, start_new_session=True)
+    out = start.communicate(timeout=120)[0]
+    if start.returncode != 0:
+        end_session(start.pid)
+        pytest.fail(out)
+    return f"127.0.0.1:{port}", start
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def recipe() -> list[str]:
+    """The README's lines that start a cluster's head node: its block's lines up to ``ray start --head``."""
+    block = next(b.split("```")[0] for b in README.read_text().split("```bash\n") if "ray start --head" in b)
+    lines = [line.strip() for line in block.splitlines()]
+    return lines[:next(i for i, line in enumerate(lines) if "ray start --head" in line) + 1]
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    start = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--num-cpus", "2",
-                              "--node-ip-address", "127.0.0.1", "--port", str(port), "--include-dashboard", "false",
-                              "--disable-usage-stats"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             env=ENV, start_new_session=True)
-    out = start.communicate(timeout=120)[0]
-    assert start.returncode == 0, out
-    yield re.search(r"ray start --address='([^']+)'", out).group(1)  # where Ray says it is
-    end_session(start.pid)  # not `ray stop`: it would stop every Ray instance on the machine
+def cluster(tmp_path_factory):
+    """The README's head node, its token in a temporary home; the tests' driver holds that token."""
+    home = tmp_path_factory.mktemp("home")
+    address, start = head_node(recipe(), home)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("RAY_AUTH_TOKEN_PATH", str(home / ".ray" / "auth_token"))
+            yield address
+    finally:
+        end_session(start.pid)  # not `ray stop`: it would stop every Ray instance on the machine
 
 
 def end_session(sid):
     """SIGTERM, then SIGKILL after 10 s, to every process of session ``sid``."""
     for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 2.0)):
-        pids = subprocess.run(["pgrep", "-s", str(sid)], capture_output=True, text=True).stdout.split()
+        pids = session(sid)
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), sig)
+                os.kill(pid, sig)
         deadline = time.monotonic() + wait
-        while pids and time.monotonic() < deadline and subprocess.run(["pgrep", "-s", str(sid)]).returncode == 0:
+        while pids and time.monotonic() < deadline and session(sid):
             time.sleep(0.2)
+
+
+def session(sid) -> list[int]:
+    """The processes of session ``sid``."""
+    found = subprocess.run(["pgrep", "-s", str(sid)], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def test_the_readme_cluster_refuses_a_client_without_its_token(cluster, tmp_path, monkeypatch):
+    assert os.path.getsize(os.environ["RAY_AUTH_TOKEN_PATH"]) > 32  # the recipe made it
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ray/auth_token either
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # to reach it on loopback
+    client = subprocess.run([sys.executable, "-c", f"import ray; ray.init(address={cluster!r})"], text=True,
+                            capture_output=True, timeout=120, env=env)
+    assert client.returncode != 0 and "Authentication token is missing" in client.stderr
+    assert main(["sweep", "societal/Bandit-v0", "--out", str(tmp_path / "sweep"), "--address", cluster]) == 2
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_an_address_where_no_cluster_answers_is_one_line(tmp_path, capsys):
+    address = f"127.0.0.1:{free_port()}"
+    assert main(["sweep", "societal/Bandit-v0", "--out", str(tmp_path / "sweep"), "--address", address]) == 2
+    assert capsys.readouterr().err == f"societal sweep: error: no Ray cluster answers at {address} (within 10 s)\n"
+
+
+def test_a_cluster_without_authentication_gets_a_one_line_warning(tmp_path, capfd):
+    address, start = head_node(["RAY_AUTH_MODE=disabled ray start --head --port 6379"], tmp_path)
+    try:
+        assert main(["sweep", "societal/Bandit-v0", "--steps", "4096", "--set", "eval_episodes=10",
+                     "--out", str(tmp_path / "sweep"), "--address", address]) == 0
+    finally:
+        end_session(start.pid)
+    err = capfd.readouterr().err
+    assert re.search(rf"^societal sweep: warning: the Ray cluster at {address} runs without token authentication: "
+                     r"anyone who can reach its ports can run code on its nodes \(.*\)$", err, re.M), err
 
 
 def test_a_sweep_trains_every_setting_and_seed_in_its_own_run_folder(cluster, tmp_path, capsys):
@@ -101,14 +183,58 @@ def test_experiments_run_their_stages_on_ray_after_the_runs_they_read(cluster, t
     assert blue.config.init_from == str(tmp_path / "tworooms" / "green-society" / "seed0")
 
 
-def test_a_private_ray_instance_leaves_no_process_behind(tmp_path):
-    sweep = subprocess.Popen([sys.executable, "-m", "societal", "sweep", "societal/Bandit-v0", "--steps", "4096",
-                              "--set", "eval_episodes=10", "--cpus", "1", "--out", str(tmp_path / "sweep")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+def test_progress_is_a_line_per_event_and_a_line_of_counts(capsys):
+    from societal.distributed import progress
+
+    trials = [SimpleNamespace(status=status, config={"run": f"lr=0.1/seed{i}"}, error_file=None)
+              for i, status in enumerate(["RUNNING", "TERMINATED", "ERROR", "PENDING", "PENDING"])]
+    callback = progress(every=0.0)
+    callback.on_trial_start(iteration=1, trials=trials, trial=trials[0])
+    callback.on_trial_complete(iteration=2, trials=trials, trial=trials[1])
+    callback.on_trial_error(iteration=3, trials=trials, trial=trials[2])
+    callback.on_step_end(iteration=4, trials=trials)
+    lines = [line.split(" ", 1)[1] for line in capsys.readouterr().out.splitlines()]  # after the time of day
+    assert lines == ["lr=0.1/seed0: started", "lr=0.1/seed1: finished",
+                     "lr=0.1/seed2: failed: see the table at the end",
+                     "1 running, 1 finished, 1 failed, 2 waiting (0 min)"]
+
+
+def test_a_private_ray_instance_listens_on_loopback_asks_for_a_token_prints_little_and_leaves_nothing(tmp_path):
+    import ray  # noqa: F401  (puts the psutil that comes with Ray on the path)
+
+    from societal.distributed import gcs_authentication
+
+    psutil = importlib.import_module("psutil")
+
+    sweep = subprocess.Popen([sys.executable, "-m", "societal", "sweep", "societal/Bandit-v0", "--grid",
+                              "mechanism=ccv,bb", "--seeds", "2", "--steps", "4096", "--set", "eval_episodes=10",
+                              "--cpus", "2", "--out", str(tmp_path / "sweep")], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True,
+                             env={**os.environ, "RAY_AUTH_MODE": "disabled", "HOME": str(tmp_path)})
+    while not list((tmp_path / "sweep").glob("*/seed*/metrics.csv")):  # a run is training
+        assert sweep.poll() is None, sweep.communicate()
+        time.sleep(0.2)
+    listening = {}
+    for pid in session(sweep.pid):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process = psutil.Process(int(pid))
+            listening.update({c.laddr: process.name() for c in process.net_connections("inet") if c.status == "LISTEN"})
+    gcs = next((address for address, name in listening.items() if name == "gcs_server"), None)
+    asks = gcs and gcs_authentication(f"127.0.0.1:{gcs.port}")
     out, err = sweep.communicate(timeout=300)
-    assert sweep.returncode == 0 and out.rstrip().endswith("done"), err
+    assert sweep.returncode == 0 and out.count(" done") == 4, err
+    assert len((out + err).splitlines()) <= 40, out + err
+    assert "raylet" in listening.values() and asks == "token", listening  # with RAY_AUTH_MODE=disabled
+    assert all(loopback(address.ip) for address in listening), listening
     time.sleep(2)
-    assert subprocess.run(["pgrep", "-s", str(sweep.pid)], capture_output=True).stdout == b""
+    assert not session(sweep.pid)
+    assert not (tmp_path / ".ray").exists()  # its token lived in its processes only
+
+
+def loopback(ip: str) -> bool:
+    """127.0.0.0/8 or ::1, also as IPv6's mapping of IPv4 (``::ffff:127.0.0.1``, where gRPC listens)."""
+    address = ipaddress.ip_address(ip)
+    return (getattr(address, "ipv4_mapped", None) or address).is_loopback
 
 
 def test_sigterm_stops_an_experiment_on_ray_and_leaves_no_process_behind(tmp_path):
@@ -124,7 +250,6 @@ def test_sigterm_stops_an_experiment_on_ray_and_leaves_no_process_behind(tmp_pat
     _, err = driver.communicate(timeout=120)
     assert driver.returncode == 143 and "stopped by SIGTERM" in err and "--resume" in err
     time.sleep(2)
-    left = subprocess.run(["pgrep", "-s", str(driver.pid)], capture_output=True, text=True).stdout.split()
-    assert not left  # Ray's servers and workers ended with the driver
+    assert not session(driver.pid)  # Ray's servers and workers ended with the driver
     for folder in folders:
         assert "resume" in torch.load(folder / "checkpoints" / "last.pt", weights_only=True)

@@ -40,6 +40,9 @@ def ray_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs Ray gives each run")
     parser.add_argument("--gpus-per-run", type=float, default=0.0,
                         help="GPUs Ray gives each run (0.25: four share one)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also print Ray Tune's tables (default: a line per run that starts, finishes or fails, "
+                             "and a line of counts every minute)")
 
 
 def grid_values(text: str) -> tuple[str, list]:
@@ -377,9 +380,11 @@ def on_ray(runs: list[tuple[Path, list[str], dict]], state: Path, args: argparse
     if args.cpus_per_run <= 0 or args.gpus_per_run < 0 or (args.cpus is not None and args.cpus < 1):
         raise SocietalError("--cpus-per-run must be positive, --gpus-per-run 0 or more and --cpus at least 1")
     with ray_cluster(args.address, args.cpus):
-        table = run_on_ray(runs, state, args.resume, args.cpus_per_run, args.gpus_per_run)
-    with pd.option_context("display.width", 250, "display.max_colwidth", 80):
-        print(table[["run", "outcome"]].to_string(index=False))
+        table = run_on_ray(runs, state, args.resume, args.cpus_per_run, args.gpus_per_run, args.verbose)
+    rows = [("run", "outcome"), *zip([str(Path(run).absolute().relative_to(state.absolute().parent))
+                                      for run in table.run], table.outcome)]  # named as their progress lines
+    width = max(len(name) for name, _ in rows)
+    print("\n".join(f"{name:<{width}}  {outcome}" for name, outcome in rows))
     return 0 if (table.outcome == "done").all() else 1
 
 

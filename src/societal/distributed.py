@@ -2,12 +2,21 @@
 
 Every run is a ``societal train`` command with its own ordinary run folder (``eval``, ``load`` and the
 reports work on it as on any other). Runs that read other runs' folders (options, transfer) run in a
-later stage than those. Without an address a private Ray instance is started on this machine (at
-127.0.0.1, no dashboard, no usage reporting, a capped object store) and shut down at the end; with one,
-the runs join that cluster, and their folders must be on storage every node can write.
+later stage than those. Each run that starts, finishes or fails prints one line, named by its folder
+relative to the sweep's (``mechanism=ccv/seed0``), and a line of counts follows every minute; Tune's own
+tables only with ``verbose``.
 
-Ray's servers listen on every network interface; what protects them is Ray's token authentication, on by
-default (the token is in ``~/.ray/auth_token``, or ``$RAY_AUTH_TOKEN``; every node and client needs it).
+Without an address a private Ray instance is started on this machine (no dashboard, no usage reporting,
+a capped object store) and shut down at the end. Every one of its servers listens on 127.0.0.1 only
+(measured with Ray 2.60: the GCS, the raylet's node-manager and object-manager ports, the runtime-env
+agent, the driver's and every worker's gRPC server), and it asks for a token, a new one of its own, held
+in the environment of its processes, whatever ``RAY_AUTH_MODE`` says: another user of this machine can
+reach its ports but cannot run code on it.
+
+With an address the runs join that cluster, and their folders must be on storage every node can write.
+They send the token of ``$RAY_AUTH_TOKEN``, ``$RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token`` (unless
+``RAY_AUTH_MODE`` says otherwise); a cluster that answers without a token gets a ``SocietalWarning``, as
+anyone who can reach its ports can run code on its nodes.
 
 An interrupted sweep goes on with ``resume``: Tune skips the trials that finished, and a trial that was
 cut short continues its run from the run's last checkpoint (``societal train --resume``). A failing run
@@ -19,20 +28,26 @@ Importing ``societal`` does not import Ray: only this module does.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import secrets
 import shlex
 import shutil
 import signal
+import time
+import warnings
+from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from itertools import product
 from pathlib import Path
 
 import pandas as pd
 
-from societal.errors import SocietalError, Stopped
+from societal.errors import SocietalError, SocietalWarning, Stopped
 
 Runs = list[tuple[Path, list[str], dict]]  # (run folder, its command after "societal", train()'s arguments)
+AUTHENTICATION = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 
 
 @contextmanager
@@ -42,21 +57,121 @@ def ray_cluster(address: str | None = None, cpus: int | None = None) -> Iterator
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # run folders are absolute; keep the working directory
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # each run writes its own TensorBoard events
     os.environ.setdefault("RAY_worker_niceness", "0")  # Ray's default, 15, starves the runs on a busy machine
-    token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
-    if address is not None and ("RAY_AUTH_TOKEN" in os.environ or token.is_file()):
-        os.environ.setdefault("RAY_AUTH_MODE", "token")  # a cluster started by `ray start` asks for its token
-    import ray  # reads RAY_AUTH_MODE as it is imported
+    with authentication(address):
+        import ray
 
-    if address is not None:
-        ray.init(address=address, logging_level="ERROR")
-    else:
-        ray.init(address="local", num_cpus=cpus or os.cpu_count(), include_dashboard=False,  # never another's
-                 _node_ip_address="127.0.0.1",
-                 object_store_memory=256 * 2**20, logging_level="ERROR")
+        if address is not None:
+            join(address)
+        else:
+            with loopback_only():
+                ray.init(address="local", num_cpus=cpus or os.cpu_count(), include_dashboard=False,  # never another's
+                         _node_ip_address="127.0.0.1", object_store_memory=256 * 2**20, logging_level="ERROR")
+        try:
+            yield
+        finally:
+            ray.shutdown()
+
+
+@contextmanager
+def authentication(address: str | None) -> Iterator[None]:
+    """Ray's authentication settings for this cluster, the environment's restored afterwards.
+
+    The private instance always asks for a token, a throwaway one in ``$RAY_AUTH_TOKEN``: a fresh home has
+    no ``~/.ray/auth_token`` (Ray would write one there) and ``RAY_AUTH_MODE=disabled`` in the user's shell
+    would let anyone who reaches its ports run code. A cluster is joined with the user's token, if any.
+    """
+    saved = {name: os.environ.get(name) for name in AUTHENTICATION}
+    if address is None:
+        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    elif "RAY_AUTH_TOKEN" in os.environ or token_file().is_file():
+        os.environ.setdefault("RAY_AUTH_MODE", "token")  # a cluster started by `ray start` asks for its token
+    reload_authentication()
     try:
         yield
     finally:
-        ray.shutdown()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        reload_authentication()
+
+
+def token_file() -> Path:
+    """Where Ray reads its token from when ``$RAY_AUTH_TOKEN`` is not set."""
+    return Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+
+
+def reload_authentication() -> None:
+    """Ray reads the mode and the token once per process: make it read them again (a second cluster, or a
+    sweep after a private instance, in the same process)."""
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")  # the mode first, as Ray's own tests do: a token dropped under token mode is fatal
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+@contextmanager
+def loopback_only() -> Iterator[None]:
+    """Ray 2.60 replaces a node address of 127.0.0.1 with this machine's network address (``ray.init`` and
+    ``ray start`` both), and then its GCS, raylet and workers listen on every interface; only its switch for
+    machines without multi-node clusters (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read once as Ray is
+    imported) keeps 127.0.0.1, and with it every server binds to loopback. Set only while the private instance
+    starts and while a driver joins a cluster at 127.0.0.1 (Ray would dial the network address instead, where a
+    loopback-only head does not listen); afterwards Ray asks its node. A driver joining other machines must
+    give them its network address."""
+    from ray._private import ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
+def join(address: str) -> None:
+    """Connect to the cluster at ``address``: one line if it asks for a token this client does not send, a
+    ``SocietalWarning`` if it runs code for clients without a token."""
+    import ray
+    from ray.exceptions import AuthenticationError
+
+    host = address.removeprefix("ray://").rpartition(":")[0].strip("[]")
+    gcs = bool(host) and not address.startswith("ray://")  # HOST:PORT is a GCS; ray:// a Ray Client server
+    auth = gcs_authentication(address) if gcs else None
+    if gcs and auth is None:  # Ray itself would try for minutes
+        raise SocietalError(f"no Ray cluster answers at {address} (within 10 s)")
+    if auth == "token" and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        raise SocietalError(f"the Ray cluster at {address} asks for a token, and this client sends none: set "
+                            "RAY_AUTH_TOKEN_PATH to a copy of the cluster's token file (or RAY_AUTH_TOKEN), and "
+                            "RAY_AUTH_MODE to token or not at all")
+    if auth == "none":  # the driver's own server must not ask the cluster's workers for a token they lack
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+        reload_authentication()
+    try:
+        with loopback_only() if host in ("localhost", "::1") or host.startswith("127.") else nullcontext():
+            ray.init(address=address, logging_level="ERROR")  # kept at 127.0.0.1, where a private head listens
+    except (AuthenticationError, ConnectionError, ValueError) as e:  # a wrong token, a bad address, …
+        raise SocietalError(f"could not join the Ray cluster at {address}: {str(e).split('. ')[0]}") from None
+    if auth == "none":
+        warnings.warn(f"the Ray cluster at {address} runs without token authentication: anyone who can reach its "
+                      "ports can run code on its nodes (start them with RAY_AUTH_MODE=token, see the README)",
+                      SocietalWarning, stacklevel=4)
+
+
+def gcs_authentication(address: str) -> str | None:
+    """``"token"`` if the GCS at ``address`` refuses a request that carries no token, ``"none"`` if it answers,
+    ``None`` if nothing answers within 10 s (one plain gRPC call)."""
+    import grpc
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        try:
+            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(gcs_service_pb2.GetClusterIdRequest(),
+                                                                               timeout=10, wait_for_ready=True)
+        except grpc.RpcError as e:
+            return "token" if e.code() == grpc.StatusCode.UNAUTHENTICATED else None
+    return "none"
 
 
 def stages(runs: Runs) -> list[list[int]]:
@@ -68,14 +183,15 @@ def stages(runs: Runs) -> list[list[int]]:
     return [[i for i, lv in enumerate(level) if lv == n] for n in range(max(level, default=-1) + 1)]
 
 
-def trial(config: dict) -> None:
-    """A Tune trial: one ``societal train`` run; each metrics row is reported to Tune."""
+def trial(config: dict, runs: dict[str, dict]) -> None:
+    """A Tune trial: the run ``config["run"]`` of ``runs``, one ``societal train``; each metrics row goes to Tune."""
     from ray import tune
 
     from societal.learning.loop import train
 
-    folder = Path(config["run"]["folder"])
-    os.chdir(config["run"]["cwd"])  # the commands' relative folders are the driver's
+    run = runs[config["run"]]
+    folder = Path(run["folder"])
+    os.chdir(run["cwd"])  # the commands' relative folders are the driver's
 
     def report(row: dict) -> None:
         tune.report({k: float(v) for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)})
@@ -85,22 +201,29 @@ def trial(config: dict) -> None:
         return
     if folder.exists():  # a run killed before its first checkpoint holds nothing to keep
         shutil.rmtree(folder)
-    train(**{**config["run"]["kwargs"], "progress": False, "callback": report})
+    train(**{**run["kwargs"], "progress": False, "callback": report})
 
 
 def run_on_ray(runs: Runs, state: Path, resume: bool = False, cpus_per_run: float = 1.0,
-               gpus_per_run: float = 0.0) -> pd.DataFrame:
+               gpus_per_run: float = 0.0, verbose: bool = False) -> pd.DataFrame:
     """Run ``runs`` stage by stage as Tune trials (Tune's own records in ``state``); inside a ``ray_cluster``.
 
+    Each run is named by its folder relative to ``state``'s parent (the sweep's folder). Prints a line per run
+    that starts, finishes or fails and a line of counts every minute; Tune's tables too if ``verbose``.
     Returns one row per run: its folder, its command and how it ended (``done``, ``failed: …``, or ``not run:
     …`` where a run it reads failed).
     """
     from ray import tune
 
-    trainable = tune.with_resources(trial, {"cpu": cpus_per_run, "gpu": gpus_per_run})
+    base = state.absolute().parent
+    names = [os.path.relpath(folder.absolute(), base) for folder, _, _ in runs]
+    table = {name: {"folder": str(folder.absolute()), "kwargs": kwargs, "cwd": os.getcwd()}
+             for name, (folder, _, kwargs) in zip(names, runs)}
+    trainable = tune.with_resources(tune.with_parameters(trial, runs=table), {"cpu": cpus_per_run, "gpu": gpus_per_run})
     reads = [[j for j, (f, _, _) in enumerate(runs[:i]) if str(f) in argv] for i, (_, argv, _) in enumerate(runs)]
     outcome: dict[int, str] = {}
-    for n, stage in enumerate(stages(runs)):
+    plan = stages(runs)
+    for n, stage in enumerate(plan):
         for i in stage:
             failed = [str(runs[j][0]) for j in reads[i] if outcome[j] != "done"]
             if failed:
@@ -108,30 +231,101 @@ def run_on_ray(runs: Runs, state: Path, resume: bool = False, cpus_per_run: floa
         todo = [i for i in stage if i not in outcome]
         if not todo:
             continue
+        if len(plan) > 1:
+            print(f"{time.strftime('%H:%M:%S')} stage {n + 1} of {len(plan)}: {len(todo)} runs", flush=True)
         path = state.absolute() / f"stage{n}"
         if resume and tune.Tuner.can_restore(str(path)):
             tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, restart_errored=True)
         else:
-            space = {"run": tune.grid_search([{"folder": str(runs[i][0].absolute()), "kwargs": runs[i][2],
-                                               "cwd": os.getcwd()} for i in todo])}
-            tuner = tune.Tuner(trainable, param_space=space, tune_config=tune.TuneConfig(
-                trial_name_creator=lambda t: trial_name(t.config["run"]["folder"]),
-                trial_dirname_creator=lambda t: f"{t.trial_id}_{trial_name(t.config['run']['folder'])}"),
-                run_config=tune.RunConfig(name=path.name, storage_path=str(path.parent), verbose=1,
-                                          failure_config=tune.FailureConfig(max_failures=0)))
-        with sigterm_as_sigint() as caught:
-            results = list(tuner.fit())
-        cut = [r for r in results if r.error is None and not r.metrics.get("done")]
-        if caught or cut:  # Tune stopped every trial and saved its state
-            number = caught[0] if caught else signal.SIGINT
-            raise Stopped(f"stopped by {signal.Signals(number).name}; runs cut short: {len(cut)} (each keeps its "
-                          "last checkpoint); go on with the same command and --resume", number)
+            tuner = tune.Tuner(trainable, param_space={"run": tune.grid_search([names[i] for i in todo])},
+                               tune_config=tune.TuneConfig(trial_name_creator=lambda t: t.config["run"],
+                                                           trial_dirname_creator=trial_folder),
+                               run_config=tune.RunConfig(name=path.name, storage_path=str(path.parent),
+                                                         verbose=1 if verbose else 0, callbacks=[progress()],
+                                                         failure_config=tune.FailureConfig(max_failures=0)))
+        results = fit(tuner, verbose)
+        ran = [result.config["run"] for result in results if result.config]
+        unnamed = iter(names[i] for i in todo if names[i] not in ran)  # a trial that never started has no config
         for result in results:
-            folder = Path(result.config["run"]["folder"])
-            i = next(j for j in todo if runs[j][0].absolute() == folder)
-            outcome[i] = "done" if result.error is None else f"failed: {str(result.error).strip().splitlines()[-1]}"
+            i = names.index(result.config["run"] if result.config else next(unnamed))
+            outcome[i] = "done" if result.error is None else f"failed: {last_line(result.error)}"
     return pd.DataFrame([{"run": str(folder), "outcome": outcome.get(i, "not run"), "command": shlex.join(argv)}
                          for i, (folder, argv, _) in enumerate(runs)])
+
+
+def fit(tuner, verbose: bool) -> list:
+    """Tune's results of ``tuner``; SIGINT or SIGTERM stop every trial and raise ``Stopped`` (Tune's state kept)."""
+    with tune_output(verbose), sigterm_as_sigint() as caught:
+        results = list(tuner.fit())
+    cut = [r for r in results if r.error is None and not r.metrics.get("done")]
+    if caught or cut:  # Tune stopped every trial and saved its state
+        number = caught[0] if caught else signal.SIGINT
+        raise Stopped(f"stopped by {signal.Signals(number).name}; runs cut short: {len(cut)} (each keeps its "
+                      "last checkpoint); go on with the same command and --resume", number)
+    return results
+
+
+@contextmanager
+def tune_output(verbose: bool) -> Iterator[None]:
+    """Tune's tables and its logged tracebacks of failed runs only if ``verbose`` (a failed run's line names its
+    error, and its traceback stays in Tune's ``error.txt``)."""
+    logger = logging.getLogger("ray.tune")
+    saved = os.environ.get("RAY_AIR_NEW_OUTPUT"), logger.level
+    if not verbose:  # Tune's new output prints its experiment's table even when told to be silent; the old does not
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        if saved[0] is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = saved[0]
+        logger.setLevel(saved[1])
+
+
+def trial_folder(trial) -> str:
+    """Tune's folder for a trial: its id and the run's name, one path component."""
+    return f"{trial.trial_id}_{trial.config['run'].replace('/', '_')}"
+
+
+def last_line(error: object) -> str:
+    """The last line of an error's text: the exception itself, not the traceback before it."""
+    return str(error).strip().splitlines()[-1]
+
+
+def progress(every: float = 60.0):
+    """A Tune callback printing a line per run that starts, finishes or fails, and every ``every`` seconds a line
+    of counts (Ray imported only here; the class travels by value in Tune's saved state, for ``--resume``)."""
+    from ray.tune import Callback
+
+    class Progress(Callback):
+        def __init__(self) -> None:
+            self.started = self.last = time.monotonic()
+
+        def say(self, text: str) -> None:
+            print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
+
+        def on_trial_start(self, iteration, trials, trial, **info) -> None:
+            self.say(f"{trial.config['run']}: started")
+
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            self.say(f"{trial.config['run']}: finished")
+
+        def on_trial_error(self, iteration, trials, trial, **info) -> None:
+            error = Path(trial.error_file) if trial.error_file else None  # written just before, not yet synced
+            reason = last_line(error.read_text()) if error and error.is_file() else "see the table at the end"
+            self.say(f"{trial.config['run']}: failed: {reason}")
+
+        def on_step_end(self, iteration, trials, **info) -> None:
+            if time.monotonic() - self.last < every:
+                return
+            self.last = time.monotonic()
+            count = Counter(t.status for t in trials)
+            self.say(f"{count['RUNNING']} running, {count['TERMINATED']} finished, {count['ERROR']} failed, "
+                     f"{count['PENDING'] + count['PAUSED']} waiting ({(self.last - self.started) / 60:.0f} min)")
+
+    return Progress()
 
 
 @contextmanager
@@ -149,11 +343,6 @@ def sigterm_as_sigint() -> Iterator[list[int]]:
         yield caught
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def trial_name(folder: str) -> str:
-    """``<setting or condition>/seed<k>``: what tells a run apart in Tune's tables."""
-    return "/".join(Path(folder).parts[-2:]).replace("/", "_")
 
 
 def grid_runs(env: str, grid: dict[str, list], seeds: range, out: Path, preset: str | None,
@@ -175,15 +364,15 @@ def grid_runs(env: str, grid: dict[str, list], seeds: range, out: Path, preset: 
 
 def sweep(env: str, grid: dict[str, list], *, out: str | Path, seeds: int = 1, first_seed: int = 0,
           preset: str | None = None, resume: bool = False, address: str | None = None, cpus: int | None = None,
-          cpus_per_run: float = 1.0, gpus_per_run: float = 0.0, **settings) -> pd.DataFrame:
+          cpus_per_run: float = 1.0, gpus_per_run: float = 0.0, verbose: bool = False, **settings) -> pd.DataFrame:
     """Train on ``env`` for every combination of ``grid`` (``Config`` field → values) and ``seeds`` seeds, one
     Ray Tune trial per run, each in ``<out>/<key=value,…>/seed<k>``; ``settings`` are ``Config`` fields of
-    every run. Returns how each run ended (``run_on_ray``)."""
+    every run; ``verbose``: Tune's tables too. Returns how each run ended (``run_on_ray``)."""
     out = Path(out)
     runs = grid_runs(env, grid, range(first_seed, first_seed + seeds), out, preset, settings)
     check_sweep(runs, resume, cpus_per_run, gpus_per_run)
     with ray_cluster(address, cpus):
-        table = run_on_ray(runs, out / ".tune", resume, cpus_per_run, gpus_per_run)
+        table = run_on_ray(runs, out / ".tune", resume, cpus_per_run, gpus_per_run, verbose)
     (out / "sweep.json").write_text(json.dumps({"env": env, "grid": grid, "seeds": seeds, "first_seed": first_seed,
                                                 "preset": preset, "settings": settings}, indent=2) + "\n")
     return table
