@@ -373,7 +373,6 @@ def run_experiments(args: argparse.Namespace) -> int:
 
 def on_ray(runs: list[tuple[Path, list[str], dict]], state: Path, args: argparse.Namespace) -> int:
     """Run ``runs`` on Ray (``societal.sweep``); prints how each ended; 0 if every run finished."""
-    import pandas as pd
 
     from societal.distributed import ray_cluster, run_on_ray
 
