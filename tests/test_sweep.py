@@ -146,12 +146,25 @@ def test_a_sweep_trains_every_setting_and_seed_in_its_own_run_folder(cluster, tm
     assert "median of 2" in report and (tmp_path / "sweep" / "returns.png").is_file()
 
 
+def test_a_sweep_trains_a_users_own_environment_named_with_import(cluster, tmp_path, capsys, monkeypatch):
+    from test_user_environments import MODULE
+
+    (tmp_path / "corridor_envs.py").write_text(MODULE)
+    monkeypatch.chdir(tmp_path)  # where the module is, as for a user who wrote it there
+    assert main(["sweep", "my/Corridor-v0", "--import", "corridor_envs", "--grid", "explore=0.0,0.1", *TINY,
+                 "--out", "sweep", "--address", cluster]) == 0
+    assert capsys.readouterr().out.count(" done") == 2
+    assert main(["report", "sweep"]) == 0
+    report = capsys.readouterr().out
+    assert "explore=0.0" in report and "explore=0.1" in report and "my/Corridor-v0" in report
+
+
 def test_a_failing_run_is_reported_and_the_others_finish(cluster, tmp_path, capsys):
-    table = societal.sweep("societal/Chain-v0", {"policy_lr": [4e-5, 10.0]}, out=tmp_path / "sweep", steps=8192,
+    table = societal.sweep("societal/Chain-v0", {"policy_lr": [4e-5, 1.0]}, out=tmp_path / "sweep", steps=8192,
                            eval_episodes=10, address=cluster)
     outcome = dict(zip(table.run.map(lambda r: r.split("/")[-2]), table.outcome))
     assert outcome["policy_lr=4e-05"] == "done"
-    assert outcome["policy_lr=10.0"].startswith("failed:") and "diverged" in outcome["policy_lr=10.0"]
+    assert outcome["policy_lr=1.0"].startswith("failed:") and "diverged" in outcome["policy_lr=1.0"]
 
 
 def test_an_interrupted_sweep_resumes_without_rerunning_finished_runs(cluster, tmp_path):
