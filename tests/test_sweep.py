@@ -120,6 +120,15 @@ def test_an_address_where_no_cluster_answers_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == f"societal sweep: error: no Ray cluster answers at {address} (within 10 s)\n"
 
 
+@pytest.mark.parametrize("resources", [["--cpus", "1", "--cpus-per-run", "2"], ["--gpus-per-run", "1"]])
+def test_runs_that_ask_for_more_than_the_cluster_has_are_one_line(resources, cluster, tmp_path, capsys):
+    """Tune would wait for ever for resources no node has (this machine has no GPU)."""
+    flags = resources if "--cpus" in resources else [*resources, "--address", cluster]
+    assert main(["sweep", "societal/Bandit-v0", "--out", str(tmp_path / "sweep"), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "each run asks for" in err and "and the cluster has" in err
+
+
 def test_a_cluster_without_authentication_gets_a_one_line_warning(tmp_path, capfd):
     address, start = head_node(["RAY_AUTH_MODE=disabled ray start --head --port 6379"], tmp_path)
     try:
@@ -181,9 +190,14 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_runs(cluster, t
     sweep.communicate(timeout=300)
     finished = (short / "metrics.csv").read_text()
     assert len(pd.read_csv(long / "metrics.csv")) < 99  # cut short
-    assert main([*args, "--resume"]) == 0
+    (tmp_path / "sweep").rename(tmp_path / "moved")  # a stopped sweep can be moved and resumed where it is
+    moved = [str(tmp_path / "moved") if a == str(tmp_path / "sweep") else a for a in args]
+    short, long = (tmp_path / "moved" / f"steps={n}" / "seed0" for n in (8192, 400000))
+    assert main([*moved, "--resume"]) == 0
+    assert not (tmp_path / "sweep").exists()  # nothing written where it was
     assert (short / "metrics.csv").read_text() == finished  # not run again
     assert pd.read_csv(long / "metrics.csv").env_steps.iloc[-1] >= 400000
+    assert main([*moved, "--resume"]) == 0  # a finished sweep resumed again: nothing to do
 
 
 def test_experiments_run_their_stages_on_ray_after_the_runs_they_read(cluster, tmp_path, capsys):

@@ -58,6 +58,8 @@ def grid_values(text: str) -> tuple[str, list]:
             current = ""
         else:
             current += ch
+    if depth != 0:
+        raise argparse.ArgumentTypeError(f"unbalanced brackets in {text!r}")
     return key, parts
 
 
@@ -388,16 +390,18 @@ def on_ray(runs: list[tuple[Path, list[str], dict]], state: Path, args: argparse
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from societal.distributed import check_sweep, grid_runs
+    from societal.grid import check_grid, check_sweep, grid_runs
 
     if args.seeds < 1 or args.first_seed < 0:
         raise SocietalError(f"--seeds must be at least 1 and --first-seed 0 or more, got {args.seeds} and "
                             f"{args.first_seed}")
     settings = {**({"steps": args.steps} if args.steps else {}), **dict(args.set),
                 **({"imports": tuple(args.imports)} if args.imports else {})}
-    runs = grid_runs(args.env, dict(args.grid), range(args.first_seed, args.first_seed + args.seeds), args.out,
+    if "seed" in settings:
+        raise SocietalError("seeds are set by --seeds N (and --first-seed K), not by --set seed=…")
+    runs = grid_runs(args.env, check_grid(args.grid), range(args.first_seed, args.first_seed + args.seeds), args.out,
                      args.preset, settings)
-    check_sweep(runs, args.resume, args.cpus_per_run, args.gpus_per_run)
+    check_sweep(runs, args.out, args.resume, args.cpus_per_run, args.gpus_per_run)
     for _, argv, _ in runs:
         print(shlex.join(["societal", *argv]))
     return on_ray(runs, args.out / ".tune", args)

@@ -27,26 +27,24 @@ Importing ``societal`` does not import Ray: only this module does.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
 import shlex
-import shutil
 import signal
 import time
 import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from itertools import product
 from pathlib import Path
 
 import pandas as pd
 
 from societal.errors import SocietalError, SocietalWarning, Stopped
+from societal.grid import Runs, check_grid, check_sweep, grid_runs
+from societal.storage import remove_half_made
 
-Runs = list[tuple[Path, list[str], dict]]  # (run folder, its command after "societal", train()'s arguments)
 AUTHENTICATION = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 
 
@@ -199,8 +197,8 @@ def trial(config: dict, runs: dict[str, dict]) -> None:
     if (folder / "checkpoints" / "last.pt").is_file():  # cut short earlier: go on from its last checkpoint
         train(resume=folder, progress=False, callback=report)
         return
-    if folder.exists():  # a run killed before its first checkpoint holds nothing to keep
-        shutil.rmtree(folder)
+    if folder.exists():  # a run killed before its first checkpoint: nothing to keep, if nothing but a run's files
+        remove_half_made(folder)
     train(**{**run["kwargs"], "progress": False, "callback": report})
 
 
@@ -213,8 +211,14 @@ def run_on_ray(runs: Runs, state: Path, resume: bool = False, cpus_per_run: floa
     Returns one row per run: its folder, its command and how it ended (``done``, ``failed: …``, or ``not run:
     …`` where a run it reads failed).
     """
+    import ray
     from ray import tune
 
+    have = {k: ray.cluster_resources().get(k, 0.0) for k in ("CPU", "GPU")}
+    if cpus_per_run > have["CPU"] or gpus_per_run > have["GPU"]:  # Tune would wait for them for ever
+        raise SocietalError(f"each run asks for {cpus_per_run:g} CPUs and {gpus_per_run:g} GPUs, and the cluster has "
+                            f"{have['CPU']:g} CPUs and {have['GPU']:g} GPUs; ask for less (--cpus-per-run, "
+                            "--gpus-per-run) or give the private instance more (--cpus)")
     base = state.absolute().parent
     names = [os.path.relpath(folder.absolute(), base) for folder, _, _ in runs]
     table = {name: {"folder": str(folder.absolute()), "kwargs": kwargs, "cwd": os.getcwd()}
@@ -345,23 +349,6 @@ def sigterm_as_sigint() -> Iterator[list[int]]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def grid_runs(env: str, grid: dict[str, list], seeds: range, out: Path, preset: str | None,
-              settings: dict) -> Runs:
-    """One run per (setting, seed): ``<out>/<key=value,…>/seed<k>``, ``settings`` (``Config`` fields) in every
-    run, the grid's values on top."""
-    keys, runs = list(grid), []
-    flags = ["--preset", preset] if preset else []
-    for values in product(*(grid[k] for k in keys)):
-        name = ",".join(f"{k}={v}" for k, v in zip(keys, values)) or "default"
-        fields = {**settings, **dict(zip(keys, values))}
-        sets = [a for k, v in fields.items() for a in ("--set", f"{k}={v}")]
-        for seed in seeds:
-            folder = out / name / f"seed{seed}"
-            runs.append((folder, ["train", env, *flags, *sets, "--seed", str(seed), "--out", str(folder)],
-                         {"env": env, "preset": preset, **fields, "seed": seed, "out": folder}))
-    return runs
-
-
 def sweep(env: str, grid: dict[str, list], *, out: str | Path, seeds: int = 1, first_seed: int = 0,
           preset: str | None = None, resume: bool = False, address: str | None = None, cpus: int | None = None,
           cpus_per_run: float = 1.0, gpus_per_run: float = 0.0, verbose: bool = False, **settings) -> pd.DataFrame:
@@ -369,31 +356,8 @@ def sweep(env: str, grid: dict[str, list], *, out: str | Path, seeds: int = 1, f
     Ray Tune trial per run, each in ``<out>/<key=value,…>/seed<k>``; ``settings`` are ``Config`` fields of
     every run; ``verbose``: Tune's tables too. Returns how each run ended (``run_on_ray``)."""
     out = Path(out)
-    runs = grid_runs(env, grid, range(first_seed, first_seed + seeds), out, preset, settings)
-    check_sweep(runs, resume, cpus_per_run, gpus_per_run)
+    runs = grid_runs(env, check_grid(list(grid.items())), range(first_seed, first_seed + seeds), out, preset,
+                     settings)
+    check_sweep(runs, out, resume, cpus_per_run, gpus_per_run)
     with ray_cluster(address, cpus):
-        table = run_on_ray(runs, out / ".tune", resume, cpus_per_run, gpus_per_run, verbose)
-    (out / "sweep.json").write_text(json.dumps({"env": env, "grid": grid, "seeds": seeds, "first_seed": first_seed,
-                                                "preset": preset, "settings": settings}, indent=2) + "\n")
-    return table
-
-
-def check_sweep(runs: Runs, resume: bool, cpus_per_run: float, gpus_per_run: float) -> None:
-    """Refuse, before Ray starts, a sweep whose runs would fail on their settings or overwrite earlier runs."""
-    from societal.environments.vector import make
-    from societal.learning.loop import configure
-
-    if cpus_per_run <= 0 or gpus_per_run < 0:
-        raise SocietalError(f"--cpus-per-run must be positive and --gpus-per-run 0 or more, got {cpus_per_run} "
-                            f"and {gpus_per_run}")
-    made = set()
-    for _, _, kwargs in runs:
-        config = configure(kwargs["env"], kwargs["preset"], {k: v for k, v in kwargs.items()
-                                                             if k not in ("env", "preset", "out", "progress")})
-        if (key := repr((config.env, config.env_kwargs))) not in made:  # an unknown id or argument: one line here
-            make(config.env, **config.env_kwargs).close()
-            made.add(key)
-    existing = [str(f) for f, _, _ in runs if f.exists() and not resume]
-    if existing:
-        raise SocietalError(f"run folders already exist: {', '.join(existing[:3])}; use --resume to go on with "
-                            "an interrupted sweep, or another --out")
+        return run_on_ray(runs, out / ".tune", resume, cpus_per_run, gpus_per_run, verbose)

@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +44,24 @@ BIDS = ["update", "env_steps", "state", "visits", "learner", "primitive", "actio
         "win_rate"]
 CHECKPOINT_KEYS = {"format", "config", "agent_spec", "agent", "update", "env_steps", "eval_return"}
 BUDGET = ("steps", "max_auction_steps", "max_wall_s", "device", "threads", "compile")  # a resumed run may change these
+
+
+RUN_FILES = {".lock", "config.json", "metrics.csv", "bids.csv", "checkpoints", "plots", "tensorboard"}
+
+
+def remove_half_made(path: Path) -> None:
+    """Remove a run folder made by a process that ended before its first checkpoint, if it holds nothing but the
+    files a run writes; anything else in it is refused in one line, never deleted."""
+    if (path / "checkpoints" / "last.pt").exists():
+        raise SocietalError(f"{path} holds a run that can be resumed; it is not removed")
+    foreign = [p for p in path.iterdir() if p.name not in RUN_FILES and not p.name.endswith(".tmp")]
+    foreign += [p for sub in ("checkpoints", "plots", "tensorboard") if (path / sub).is_dir()
+                for p in (path / sub).iterdir() if p.suffix not in (".pt", ".png", ".tmp")
+                and not p.name.startswith("events.out.tfevents.")]
+    if foreign or not (path / "config.json").is_file():
+        names = ", ".join(p.name for p in foreign[:3]) or "no config.json"
+        raise SocietalError(f"{path} is not a half-made run of societal's ({names}); move it away to run it again")
+    shutil.rmtree(path)
 
 
 def check_new(path: Path) -> None:
