@@ -6,8 +6,8 @@ a cold cache (about 1 s once Inductor's on-disk cache holds the kernels, as it d
 machine). ``Background`` compiles a function in a thread, traced on copies of a real call's inputs that nobody
 else uses; the caller keeps training with the eager function and switches to the compiled one when it is ready.
 The switch happens at an update boundary, but at a time that depends on the machine, and compiled kernels round
-differently from eager ones: a run that compiles is reproducible to float rounding, not bit for bit (runs
-without compiling are).
+differently from eager ones: a run that compiles is not reproducible (from the switch on, two runs of one seed
+follow different trajectories); runs without compiling are, bit for bit.
 """
 
 from __future__ import annotations
