@@ -246,3 +246,12 @@ def test_asking_for_more_memory_than_there_is_is_one_line_exit_1(argv, runs, cap
     code = main([a.format(chain=runs / "chain") for a in argv])
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1 and "not enough memory" in err, err
+
+
+def test_a_plot_that_cannot_be_written_is_one_line_exit_1(runs, capsys, tmp_path):
+    shutil.copytree(runs / "chain", tmp_path / "a")
+    shutil.copytree(runs / "chain", tmp_path / "b")
+    (tmp_path / "returns.png").mkdir()  # where report draws its curves
+    assert main(["report", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"cannot write {tmp_path / 'returns.png'}" in err

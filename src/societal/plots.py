@@ -19,6 +19,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, ScalarFormatter
 
+from societal.errors import WriteFailed
+
 
 def plot_returns(metrics: pd.DataFrame, path: Path, title: str,
                  payable: tuple[float, float] | None = None) -> Figure:
@@ -207,4 +209,7 @@ def _save(fig: Figure, path: Path, dpi: int = 110) -> None:
                 formatter.set_useOffset(False)
     if fig.get_layout_engine() is None:
         fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    try:
+        fig.savefig(path, dpi=dpi)
+    except OSError as e:  # a full disk, a folder where the file goes: one line, as for every other file
+        raise WriteFailed(f"cannot write {path}: {e.strerror or e}") from None
