@@ -7,7 +7,7 @@ import pytest
 
 import societal
 from societal.errors import SocietalError
-from societal.grid import LONGEST, check_sweep, folder_name, grid_runs
+from societal.grid import LONGEST, check_sweep, folder_name, grid_runs, record_sweep
 from societal.storage import remove_half_made
 
 
@@ -27,6 +27,10 @@ def test_a_resumed_sweep_keeps_its_runs(tmp_path):
     out = tmp_path / "sweep"
     runs = grid_runs("societal/Chain-v0", {"mechanism": ["ccv", "bb"]}, range(2), out, None, {"steps": 8192})
     check_sweep(runs, out, False, 1.0, 0.0)
+    assert not out.exists()  # checking writes nothing
+    with pytest.raises(SocietalError, match="holds no sweep to resume"):
+        check_sweep(runs, out, True, 1.0, 0.0)
+    record_sweep(runs, out)  # as the sweep starts
     check_sweep(runs, out, True, 1.0, 0.0)  # the same runs: fine
     longer = grid_runs("societal/Chain-v0", {"mechanism": ["ccv", "bb"]}, range(2), out, None, {"steps": 16384})
     with pytest.raises(SocietalError, match="a resumed sweep keeps its runs and their settings"):

@@ -13,6 +13,7 @@ import shlex
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from societal.config import AGENTS, MECHANISMS, NETWORKS, PRESETS, Config
@@ -373,14 +374,17 @@ def run_experiments(args: argparse.Namespace) -> int:
                    for folder, argv in runs], args.root / f".tune-{args.name}", args)
 
 
-def on_ray(runs: list[tuple[Path, list[str], dict]], state: Path, args: argparse.Namespace) -> int:
-    """Run ``runs`` on Ray (``societal.sweep``); prints how each ended; 0 if every run finished."""
+def on_ray(runs: list[tuple[Path, list[str], dict]], state: Path, args: argparse.Namespace,
+           starting: Callable[[], None] = lambda: None) -> int:
+    """Run ``runs`` on Ray (``societal.sweep``), calling ``starting()`` once connected; prints how each ended; 0 if
+    every run finished."""
 
     from societal.distributed import ray_cluster, run_on_ray
 
     if args.cpus_per_run <= 0 or args.gpus_per_run < 0 or (args.cpus is not None and args.cpus < 1):
         raise SocietalError("--cpus-per-run must be positive, --gpus-per-run 0 or more and --cpus at least 1")
     with ray_cluster(args.address, args.cpus):
+        starting()
         table = run_on_ray(runs, state, args.resume, args.cpus_per_run, args.gpus_per_run, args.verbose)
     rows = [("run", "outcome"), *zip([str(Path(run).absolute().relative_to(state.absolute().parent))
                                       for run in table.run], table.outcome)]  # named as their progress lines
@@ -390,7 +394,7 @@ def on_ray(runs: list[tuple[Path, list[str], dict]], state: Path, args: argparse
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from societal.grid import check_grid, check_sweep, grid_runs
+    from societal.grid import check_grid, check_sweep, grid_runs, record_sweep
 
     if args.seeds < 1 or args.first_seed < 0:
         raise SocietalError(f"--seeds must be at least 1 and --first-seed 0 or more, got {args.seeds} and "
@@ -404,7 +408,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     check_sweep(runs, args.out, args.resume, args.cpus_per_run, args.gpus_per_run)
     for _, argv, _ in runs:
         print(shlex.join(["societal", *argv]))
-    return on_ray(runs, args.out / ".tune", args)
+    return on_ray(runs, args.out / ".tune", args, lambda: record_sweep(runs, args.out))
 
 
 def run_report(args: argparse.Namespace) -> int:

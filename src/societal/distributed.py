@@ -35,15 +35,15 @@ import signal
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pandas as pd
 
 from societal.errors import SocietalError, SocietalWarning, Stopped
-from societal.grid import Runs, check_grid, check_sweep, grid_runs
-from societal.storage import remove_half_made
+from societal.grid import Runs, check_grid, check_sweep, grid_runs, record_sweep
+from societal.storage import remove_half_made, run_finished
 
 AUTHENTICATION = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 
@@ -247,7 +247,7 @@ def run_on_ray(runs: Runs, state: Path, resume: bool = False, cpus_per_run: floa
                                run_config=tune.RunConfig(name=path.name, storage_path=str(path.parent),
                                                          verbose=1 if verbose else 0, callbacks=[progress()],
                                                          failure_config=tune.FailureConfig(max_failures=0)))
-        results = fit(tuner, verbose)
+        results = fit(tuner, verbose, lambda name: run_finished(Path(table[name]["folder"])))
         ran = [result.config["run"] for result in results if result.config]
         unnamed = iter(names[i] for i in todo if names[i] not in ran)  # a trial that never started has no config
         for result in results:
@@ -257,11 +257,13 @@ def run_on_ray(runs: Runs, state: Path, resume: bool = False, cpus_per_run: floa
                          for i, (folder, argv, _) in enumerate(runs)])
 
 
-def fit(tuner, verbose: bool) -> list:
-    """Tune's results of ``tuner``; SIGINT or SIGTERM stop every trial and raise ``Stopped`` (Tune's state kept)."""
+def fit(tuner, verbose: bool, finished: Callable[[str], bool]) -> list:
+    """Tune's results of ``tuner``; SIGINT or SIGTERM stop every trial and raise ``Stopped`` (Tune's state kept).
+    Whether a run was cut short is asked of its folder (``finished(name)``): Tune's own record of a trial
+    restored a second time, or after its node was lost, does not say."""
     with tune_output(verbose), sigterm_as_sigint() as caught:
         results = list(tuner.fit())
-    cut = [r for r in results if r.error is None and not r.metrics.get("done")]
+    cut = [r for r in results if r.error is None and not (r.config and finished(r.config["run"]))]
     if caught or cut:  # Tune stopped every trial and saved its state
         number = caught[0] if caught else signal.SIGINT
         raise Stopped(f"stopped by {signal.Signals(number).name}; runs cut short: {len(cut)} (each keeps its "
@@ -360,4 +362,5 @@ def sweep(env: str, grid: dict[str, list], *, out: str | Path, seeds: int = 1, f
                      settings)
     check_sweep(runs, out, resume, cpus_per_run, gpus_per_run)
     with ray_cluster(address, cpus):
+        record_sweep(runs, out)
         return run_on_ray(runs, out / ".tune", resume, cpus_per_run, gpus_per_run, verbose)

@@ -95,5 +95,12 @@ def check_sweep(runs: Runs, out: Path, resume: bool, cpus_per_run: float, gpus_p
     if existing:
         raise SocietalError(f"run folders already exist: {', '.join(existing[:3])}; use --resume to go on with "
                             "an interrupted sweep, or another --out")
+
+
+def record_sweep(runs: Runs, out: Path) -> None:
+    """``<out>/sweep.json``: the runs, each by its folder relative to ``out`` and its command (what ``--resume``
+    must find again), written once the sweep starts."""
     out.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(plan, indent=1) + "\n")
+    plan = [[os.path.relpath(folder, out), argv[:-2]] for folder, argv, _ in runs]
+    if not (out / "sweep.json").exists():
+        (out / "sweep.json").write_text(json.dumps(plan, indent=1) + "\n")

@@ -49,6 +49,18 @@ BUDGET = ("steps", "max_auction_steps", "max_wall_s", "device", "threads", "comp
 RUN_FILES = {".lock", "config.json", "metrics.csv", "bids.csv", "checkpoints", "plots", "tensorboard"}
 
 
+def run_finished(path: Path) -> bool:
+    """Whether the run in ``path`` has spent its budget, by the last row of its ``metrics.csv``."""
+    try:
+        config = read_config(path)
+        with open(path / "metrics.csv", newline="") as f:
+            *_, last = csv.DictReader(f)
+        steps, auctions, wall = (float(last[k] or 0) for k in ("env_steps", "auction_steps", "wall_s"))
+    except (SocietalError, OSError, ValueError, KeyError):
+        return False
+    return steps >= config.steps or 0 < config.max_auction_steps <= auctions or 0 < config.max_wall_s <= wall
+
+
 def remove_half_made(path: Path) -> None:
     """Remove a run folder made by a process that ended before its first checkpoint, if it holds nothing but the
     files a run writes; anything else in it is refused in one line, never deleted."""
