@@ -70,6 +70,10 @@ class Config:
     reward_scale: float = 1.0
     reward_shift: float = 0.0
     """Utilities use ``reward_scale·r + reward_shift``, to map other reward ranges into the bid range."""
+    auto_scale: bool = False
+    """On a society's task without a table, a probe of random actions before training bounds the discounted
+    returns; where they exceed 1, ``reward_scale`` and ``reward_shift`` are divided by that bound (the run's
+    ``config.json`` records the values used). Off, a warning names the scale to use (``learning/scaling.py``)."""
     # PPO, memoryless bidders
     gamma: float = 0.99
     gae_lambda: float = 0.95

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from societal.config import Config, from_preset
 from societal.errors import SocietalError, Stopped
+from societal.learning.scaling import fit_return_scale
 from societal.learning.trainer import Trainer
 from societal.plots import plot_bids, plot_returns
 from societal.qualitative import episode_strip, mental_rotation_report
@@ -49,6 +50,7 @@ def train(
         config = configure(env, preset, overrides)
         out = Path(out) if out is not None else default_out(config)
         check_new(out)  # before anything is built
+        config = fit_return_scale(config)
         trainer = Trainer(config, out)
     with stopping_on_signals() as stop, Progress(trainer, progress) as bar:
         try:
