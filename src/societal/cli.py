@@ -79,15 +79,17 @@ def build_parser() -> Parser:
     d = Config()
     train = sub.add_parser("train", help="train a society on an environment",
                            description="Settings not given come from the preset: --preset paper on the paper's "
-                                       "tasks, --preset general on any other (the values shown are the paper's).")
+                                       "tasks, --preset control on tasks of feature vectors without a table "
+                                       "(CartPole), --preset general on any other (the values shown are the paper's).")
     train.add_argument("env", nargs="?", help="Gymnasium id, e.g. societal/Chain-v0, societal/Bandit-v0, FrozenLake-v1 "
                                               "(not with --resume)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue a stopped run from its last checkpoint (only --steps, --max-auction-steps, "
                             "--max-wall-s, --device, --threads and --compile may change)")
     train.add_argument("--preset", choices=list(PRESETS),
-                       help="named settings: paper (the paper's, reproduced exactly) or general (beyond the paper: "
-                            "prices that reach Q* on long horizons and a market that explores)")
+                       help="named settings: paper (the paper's, reproduced exactly), general (beyond the paper: "
+                            "prices that reach Q* on long horizons and a market that explores) or control (general "
+                            "with rewards scaled to fit the bids and deeper bidders, for tasks without a table)")
 
     def setting(flag: str, text: str, **kw) -> None:  # a Config field; not given: the preset's value
         paper = getattr(d, flag[2:].replace("-", "_"))

@@ -11,6 +11,10 @@ import os
 import typing
 from dataclasses import dataclass, field
 
+import gymnasium as gym
+
+from societal.environments.tabular import finite_mdp
+from societal.environments.vector import make
 from societal.errors import SocietalError
 from societal.mechanisms import MECHANISMS
 from societal.networks import NETWORKS
@@ -215,22 +219,31 @@ PRESETS: dict[str, dict] = {
         "bootstrap_truncated": True, "entropy": 0.01, "policy_lr": 4e-4, "eval_greedy": True,
     },
 }
+PRESETS["control"] = {**PRESETS["general"], "auto_scale": True, "hidden": (32, 32)}
 """Named settings. ``general`` (beyond the paper) makes prices converge to Q* on long horizons and lets the
-market explore; see the README's "The market beyond the paper"."""
+market explore; see the README's "The market beyond the paper". ``control`` (tasks of feature vectors without
+a table, such as CartPole) adds rewards scaled so that returns fit the bids, and bidders of two hidden layers
+that can tell the actions' values apart; see ``docs/beyond_tables.md``."""
 
 
 PAPER_TASKS = ("societal/Bandit-v0", "societal/Chain-v0", "societal/Duality-v0", "societal/MentalRotation-v0",
                *(f"societal/{name}TwoRooms-v0" for name in ("RedGoal", "GreenGoal", "BlueGoal", "Green", "Blue")))
 
 
-def default_preset(env: str) -> str:
-    """``paper`` on the paper's tasks, ``general`` on any other."""
-    return "paper" if env in PAPER_TASKS else "general"
+def default_preset(env: str, env_kwargs: dict | None = None) -> str:
+    """``paper`` on the paper's tasks, ``control`` on tasks of feature vectors without a table, ``general`` on any
+    other."""
+    if env in PAPER_TASKS:
+        return "paper"
+    probe = make(env, **(env_kwargs or {}))
+    space = probe.observation_space
+    features = isinstance(space, gym.spaces.Box) and len(space.shape) == 1
+    return "control" if features and finite_mdp(probe) is None else "general"
 
 
 def from_preset(preset: str | None, env: str, **settings) -> Config:
     """A ``Config`` for ``env`` of ``preset``'s settings (None: ``default_preset(env)``), with ``settings`` on top."""
-    preset = default_preset(env) if preset is None else preset
+    preset = default_preset(env, settings.get("env_kwargs")) if preset is None else preset
     if preset not in PRESETS:
         raise SocietalError(f"unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
     return Config(**{**PRESETS[preset], **settings, "env": env, "preset": preset})

@@ -38,8 +38,9 @@ def train(
     **overrides,
 ) -> Run:
     """Train a society (or a monolithic baseline) on ``env``; ``overrides`` are ``Config`` fields, on top of
-    the ``preset``'s settings (``societal.config.PRESETS``; default: ``paper`` on the paper's tasks,
-    ``general`` on any other).
+    the ``preset``'s settings (``societal.config.PRESETS``; default: ``config.default_preset(env)``:
+    ``paper`` on the paper's tasks, ``control`` on tasks of feature vectors without a table, ``general`` on any
+    other).
 
     ``resume``: a stopped run's folder, continued from its last checkpoint (only the budget, ``device`` and
     ``threads`` may change). ``callback(row)`` is called with every metrics row; returning ``False`` stops.
