@@ -60,12 +60,3 @@ def test_a_run_records_the_scale_it_used(tmp_path):
                          eval_episodes=4, progress=False)
     assert json.loads((run.path / "config.json").read_text())["reward_scale"] == 0.01
 
-
-def test_tasks_of_feature_vectors_without_a_table_default_to_the_control_preset():
-    presets = {env: from_preset(None, env).preset for env in
-               ("CartPole-v1", "Acrobot-v1", "FrozenLake-v1", "societal/RandomMDP-v0", "societal/Chain-v0")}
-    assert presets == {"CartPole-v1": "control", "Acrobot-v1": "control", "FrozenLake-v1": "general",
-                       "societal/RandomMDP-v0": "general", "societal/Chain-v0": "paper"}
-    control = from_preset(None, "CartPole-v1")
-    assert control.auto_scale and control.hidden == (32, 32) and control.price == "mean"
-    assert not from_preset(None, "societal/Chain-v0").auto_scale

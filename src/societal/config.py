@@ -219,7 +219,7 @@ PRESETS: dict[str, dict] = {
         "bootstrap_truncated": True, "entropy": 0.01, "policy_lr": 4e-4, "eval_greedy": True,
     },
 }
-PRESETS["control"] = {**PRESETS["general"], "auto_scale": True, "hidden": (32, 32)}
+PRESETS["control"] = {**PRESETS["general"], "auto_scale": True, "hidden": (32, 32), "minibatch": 1024}
 """Named settings. ``general`` (beyond the paper) makes prices converge to Q* on long horizons and lets the
 market explore; see the README's "The market beyond the paper". ``control`` (tasks of feature vectors without
 a table, such as CartPole) adds rewards scaled so that returns fit the bids, and bidders of two hidden layers
