@@ -8,6 +8,7 @@ import pytest
 import societal
 from societal.config import from_preset
 from societal.errors import SocietalWarning
+from societal.learning import scaling
 from societal.learning.scaling import fit_return_scale, floor_2, probe
 
 
@@ -41,6 +42,12 @@ def test_without_auto_scale_one_warning_names_the_scale():
 def test_negative_returns_are_reported_not_shifted():
     with pytest.warns(SocietalWarning, match="go down to -0.652 .*--reward-shift"):
         assert fit_return_scale(cartpole(auto_scale=True, reward_shift=-2.0)).reward_shift == pytest.approx(-0.02)
+
+
+def test_the_papers_tasks_are_not_probed(monkeypatch):
+    monkeypatch.setattr(scaling, "make", lambda *a, **k: pytest.fail("a paper task was made"))
+    config = from_preset(None, "societal/MentalRotation-v0").validate()  # no table: its rewards fit the bids
+    assert fit_return_scale(config) == config
 
 
 def test_finite_tasks_and_monolithic_agents_are_left_alone():

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from societal.config import Config
+from societal.config import PAPER_TASKS, Config
 from societal.environments.tabular import finite_mdp
 from societal.environments.vector import make, make_vec
 from societal.errors import SocietalWarning
@@ -66,8 +66,10 @@ def probe(config: Config, seed: int = 0) -> ReturnScale:
 
 def fit_return_scale(config: Config) -> Config:
     """``config`` with rewards scaled so that discounted returns fit the bids (``auto_scale``), or as it is with
-    a warning where they do not; unchanged for finite tasks, monolithic agents and options."""
-    if config.agent != "society" or config.options or finite_mdp(make(config.env, **config.env_kwargs)) is not None:
+    a warning where they do not; unchanged for the paper's tasks (their rewards fit), finite tasks (checked
+    exactly), monolithic agents and options."""
+    if (config.agent != "society" or config.options or config.env in PAPER_TASKS
+            or finite_mdp(make(config.env, **config.env_kwargs)) is not None):
         return config
     scale = probe(config, config.seed)
     if scale.bound > 1 and math.isfinite(scale.bound):
