@@ -223,9 +223,9 @@ PRESETS["control"] = {**PRESETS["general"], "auto_scale": True, "hidden": (32, 3
                        "entropy_halflife": 200_000}
 """Named settings. ``general`` (beyond the paper) makes prices converge to Q* on long horizons and lets the
 market explore; see the README's "The market beyond the paper". ``control`` (tasks of feature vectors without
-a table, such as CartPole) adds rewards scaled so that returns fit the bids, bidders of two hidden layers that
-can tell the actions' values apart, minibatches of 1,024 and an entropy bonus that halves every 200 k env steps;
-see ``docs/beyond_tables.md``."""
+a table, such as CartPole) adds rewards scaled so that returns fit the bids, bidders with a hidden ReLU layer
+(``hidden=(16,)`` is linear) that can price the actions, minibatches of 1,024 and an entropy bonus that
+halves every 200 k env steps; see ``docs/beyond_tables.md``."""
 
 
 PAPER_TASKS = ("societal/Bandit-v0", "societal/Chain-v0", "societal/Duality-v0", "societal/MentalRotation-v0",
