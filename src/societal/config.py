@@ -100,6 +100,10 @@ class Config:
     lr_decay: float = 0.99
     hidden: tuple[int, ...] = (16,)
     """Hidden layer sizes of the bidders and value functions (``network="mlp"``)."""
+    bidder_relu: bool = False
+    """A ReLU after the bidders' last hidden layer, as the monolithic policy has. Without it (the paper's bidders)
+    ``hidden=(16,)`` makes a bid's mean a sigmoid of a *linear* function of the observation: a table on one-hot
+    states, but on CartPole its prices err by more than the actions' value gaps (``docs/beyond_tables.md``)."""
     network: str = "mlp"
     """Bidder and policy architecture: ``mlp`` (the paper's, tabular), ``minigrid_cnn`` or ``mnist_cnn``."""
     # the market beyond the paper (the ``general`` preset)
