@@ -71,7 +71,10 @@ def fit_return_scale(config: Config) -> Config:
     if (config.agent != "society" or config.options or config.env in PAPER_TASKS
             or finite_mdp(make(config.env, **config.env_kwargs)) is not None):
         return config
-    scale = probe(config, config.seed)
+    try:
+        scale = probe(config, config.seed)
+    except Exception:  # the estimate is advice: training meets the failure again and reports it in context
+        return config
     if scale.bound > 1 and math.isfinite(scale.bound):
         fitting = floor_2(config.reward_scale / scale.bound)
         if config.auto_scale:
