@@ -8,6 +8,8 @@
 3. Scaling with the number of primitives P = 4 … 1,024 (a P-armed Bandit, r = 2 clones): the cost of
    an auction step of 256 environments per bid drawn, and of a PPO update per learner.
 4. Gymnasium toy-text tasks: training as a batched table in torch against copies of the Gymnasium env.
+5. CartPole-v1 with the settings a user gets (its default preset): the society against our monolithic PPO,
+   stepped by the torch twin against copies of the Gymnasium env.
 
     python benchmarks/throughput.py            # about 8 minutes on 2 cores
 """
@@ -25,7 +27,9 @@ from datetime import date
 
 import torch
 
+from societal.config import from_preset
 from societal.environments.vector import GymVecEnv, make, make_vec, obs_shape
+from societal.learning.build import build
 from societal.learning.ppo import PPO
 from societal.learning.rollout import Collector
 from societal.primitives import LiteralActions
@@ -82,6 +86,28 @@ def whole_run(cold: bool) -> float:
         return time.perf_counter() - t
 
 
+def control(env_id: str, agent: str, gym_copies: bool, updates: int = 10) -> dict:
+    """Steady-state training (env steps/s, medians) of ``agent`` on ``env_id`` with its default preset, stepped by
+    the batched twin or (``gym_copies``) by copies of the Gymnasium env."""
+    config = from_preset(None, env_id, agent=agent, compile=False).validate()
+    parts = build(config)
+    collector, learner = parts.collector, parts.learner
+    if gym_copies:
+        collector.env = GymVecEnv(env_id, {}, config.num_envs, parts.device)
+        collector.start_episodes(0)
+    collect, update = [], []
+    for i in range(updates + 2):  # two warm-up updates
+        t0 = time.perf_counter()
+        batch = collector.gather(parts.steps_per_rollout)
+        t1 = time.perf_counter()
+        learner.update(batch.samples)
+        if i >= 2:
+            collect.append(t1 - t0)
+            update.append(time.perf_counter() - t1)
+    c, u, n = statistics.median(collect), statistics.median(update), batch.env_steps
+    return {"collect": n / c, "update": n / u, "total": n / (c + u)}
+
+
 def best_time(fn, repeats: int) -> float:
     fn()
     times = []
@@ -132,6 +158,15 @@ def main() -> None:
         runs = [training(env_id, compile=c, updates=5, gym_copies=g)["total"] for c, g in
                 ((True, False), (False, False), (False, True))]
         print(f"{env_id:<22}{runs[0]:>17.0f}{runs[1]:>14.0f}{runs[2]:>15.0f}")
+
+    print("\n5. CartPole-v1, default preset, training (env steps/s, medians of 10 updates): the torch twin against "
+          "copies of the Gymnasium env")
+    print(f"{'agent':<14}{'stepped by':<12}{'collect':>10}{'update':>10}{'total':>10}")
+    for agent in ("society", "monolithic"):
+        for copies in (False, True):
+            r = control("CartPole-v1", agent, copies)
+            print(f"{agent:<14}{'copies' if copies else 'twin':<12}{r['collect']:>10.0f}{r['update']:>10.0f}"
+                  f"{r['total']:>10.0f}")
 
 
 if __name__ == "__main__":

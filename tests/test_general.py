@@ -34,7 +34,7 @@ def test_presets_apply_under_explicit_settings_and_are_recorded(tmp_path):
                  "--quiet", "--out", str(tmp_path / "cli")]) == 0
     saved = json.loads((tmp_path / "cli" / "config.json").read_text())
     assert saved["entropy"] == 0.2 and saved["bid_init_mean"] == PRESETS["general"]["bid_init_mean"]
-    with pytest.raises(SocietalError, match="unknown preset 'fast'; allowed: paper, general"):
+    with pytest.raises(SocietalError, match="unknown preset 'fast'; allowed: paper, general, control"):
         societal.train("societal/Chain-v0", preset="fast")
 
 

@@ -92,22 +92,24 @@ def build_parser() -> Parser:
     d = Config()
     train = sub.add_parser("train", help="train a society on an environment",
                            description="Settings not given come from the preset: --preset paper on the paper's "
-                                       "tasks, --preset general on any other. Each flag shows the paper preset's "
-                                       "value, and the general preset's where it differs. Reads nothing but the "
+                                       "tasks, --preset control on tasks of feature vectors without a table "
+                                       "(CartPole), --preset general on any other. Each flag shows the paper "
+                                       "preset's value, and the others' where they differ. Reads nothing but the "
                                        "run folders named (--resume, --options, --init-from); writes one new run "
                                        "folder: config.json, metrics.csv, bids.csv, TensorBoard events, plots/ and "
                                        "checkpoints/{best,last}.pt.",
-                           epilog="The general preset sets "
-                                  + ", ".join(f"{k}={v}" for k, v in PRESETS["general"].items())
-                                  + " (each also a --set KEY=VALUE); the paper preset keeps every default.")
+                           epilog=" ".join(f"The {name} preset sets " + ", ".join(f"{k}={v}" for k, v in values.items())
+                                           + "." for name, values in PRESETS.items() if values)
+                                  + " Each is also a --set KEY=VALUE; the paper preset keeps every default.")
     train.add_argument("env", nargs="?", help="Gymnasium id, e.g. societal/Chain-v0, societal/Bandit-v0, FrozenLake-v1 "
                                               "(not with --resume)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue a stopped run from its last checkpoint (only --steps, --max-auction-steps, "
                             "--max-wall-s, --device, --threads and --compile may change)")
     train.add_argument("--preset", choices=list(PRESETS),
-                       help="named settings: paper (the paper's, reproduced exactly) or general (beyond the paper: "
-                            "prices that reach Q* on long horizons and a market that explores)")
+                       help="named settings: paper (the paper's, reproduced exactly), general (beyond the paper: "
+                            "prices that reach Q* on long horizons and a market that explores) or control (general "
+                            "with rewards scaled to fit the bids and deeper bidders, for tasks without a table)")
 
     def setting(flag: str, text: str, **kw) -> None:  # a Config field; not given: the preset's value
         name = flag[2:].replace("-", "_")

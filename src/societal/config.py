@@ -88,6 +88,10 @@ class Config:
     reward_shift: float = 0.0
     """Utilities use ``reward_scale·r + reward_shift``, to map other reward ranges into the bid range; a shift is
     paid at every step, so it changes which policy is best wherever an episode can end."""
+    auto_scale: bool = False
+    """On a society's task without a table, a probe of random actions before training bounds the discounted
+    returns; where they exceed 1, ``reward_scale`` and ``reward_shift`` are divided by that bound (the run's
+    ``config.json`` records the values used). Off, a warning names the scale to use (``learning/scaling.py``)."""
     # PPO, memoryless bidders
     gamma: float = 0.99
     """Discount factor γ of the utilities and of the exact assessment."""
@@ -123,6 +127,10 @@ class Config:
     """See ``lr_decay_after``."""
     hidden: tuple[int, ...] = (16,)
     """Hidden layer sizes of the bidders and value functions (``network="mlp"``)."""
+    bidder_relu: bool = False
+    """A ReLU after the bidders' last hidden layer, as the monolithic policy has. Without it (the paper's bidders)
+    ``hidden=(16,)`` makes a bid's mean a sigmoid of a *linear* function of the observation: a table on one-hot
+    states, but on CartPole its prices err by more than the actions' value gaps (``docs/beyond_tables.md``)."""
     network: str = "mlp"
     """Bidder and policy architecture: ``mlp`` (the paper's, tabular), ``minigrid_cnn`` or ``mnist_cnn``."""
     # the market beyond the paper (the ``general`` preset)
@@ -265,22 +273,38 @@ PRESETS: dict[str, dict] = {
         "bootstrap_truncated": True, "entropy": 0.01, "policy_lr": 4e-4, "eval_greedy": True,
     },
 }
+PRESETS["control"] = {**PRESETS["general"], "auto_scale": True, "hidden": (32, 32), "minibatch": 1024,
+                       "entropy_halflife": 200_000}
 """Named settings. ``general`` (beyond the paper) makes prices converge to Q* on long horizons and lets the
-market explore; see the README's "The market beyond the paper"."""
+market explore; see the README's "The market beyond the paper". ``control`` (tasks of feature vectors without
+a table, such as CartPole) adds rewards scaled so that returns fit the bids, bidders with a hidden ReLU layer
+(``hidden=(16,)`` is linear) that can price the actions, minibatches of 1,024 and an entropy bonus that
+halves every 200 k env steps; see ``docs/beyond_tables.md``."""
 
 
 PAPER_TASKS = ("societal/Bandit-v0", "societal/Chain-v0", "societal/Duality-v0", "societal/MentalRotation-v0",
                *(f"societal/{name}TwoRooms-v0" for name in ("RedGoal", "GreenGoal", "BlueGoal", "Green", "Blue")))
 
 
-def default_preset(env: str) -> str:
-    """``paper`` on the paper's tasks, ``general`` on any other."""
-    return "paper" if env in PAPER_TASKS else "general"
+def default_preset(env: str, env_kwargs: dict | None = None) -> str:
+    """``paper`` on the paper's tasks, ``control`` on tasks of feature vectors without a table, ``general`` on any
+    other."""
+    if env in PAPER_TASKS:
+        return "paper"
+    import gymnasium as gym  # here, not above: a Config (and the command line's help) needs no environment
+
+    from societal.environments.tabular import finite_mdp
+    from societal.environments.vector import make
+
+    probe = make(env, **(env_kwargs or {}))
+    space = probe.observation_space
+    features = isinstance(space, gym.spaces.Box) and len(space.shape) == 1
+    return "control" if features and finite_mdp(probe) is None else "general"
 
 
 def from_preset(preset: str | None, env: str, **settings) -> Config:
     """A ``Config`` for ``env`` of ``preset``'s settings (None: ``default_preset(env)``), with ``settings`` on top."""
-    preset = default_preset(env) if preset is None else preset
+    preset = default_preset(env, settings.get("env_kwargs")) if preset is None else preset
     if preset not in PRESETS:
         raise SocietalError(f"unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
     return Config(**{**PRESETS[preset], **settings, "env": env, "preset": preset})
@@ -308,7 +332,7 @@ def describe_fields() -> str:
                "network": NETWORKS}
     for f in dataclasses.fields(Config):
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-        extra = [f"general: {PRESETS['general'][f.name]!r}"] if f.name in PRESETS["general"] else []
+        extra = [f"{name}: {values[f.name]!r}" for name, values in PRESETS.items() if f.name in values]
         if f.name in RANGES:
             extra.append(RANGES[f.name][1])
         if f.name in choices:

@@ -120,16 +120,19 @@ class Society(nn.Module):
         clone: bool = True,
         hidden: tuple[int, ...] | list[int] = (16,),
         network: str = "mlp",
+        relu_features: bool = False,
     ) -> None:
         super().__init__()
         self.spec = dict(obs_shape=list(obs_shape), num_primitives=num_primitives, redundancy=redundancy,
                          clone=clone, hidden=list(hidden), network=network)
+        if relu_features:  # only then: specs of earlier checkpoints (compared for transfer) stay equal
+            self.spec["relu_features"] = True
         self.obs_ndim = len(obs_shape)
         self.num_primitives = num_primitives
         self.num_bidders = num_primitives * redundancy
         self.num_learners = num_primitives if clone else self.num_bidders
         self.samples_per_learner = self.num_bidders // self.num_learners
-        self.encoder, features, self.value_net = build(network, tuple(obs_shape), tuple(hidden))
+        self.encoder, features, self.value_net = build(network, tuple(obs_shape), tuple(hidden), relu_features)
         self.head = StackedMLP([features, 2], relu_layers=0)  # Beta mean and precision
         self.policy_net = as_one_mlp(self.encoder, self.head)  # where it exists, PPO computes gradients by hand
         self.split = self.encoder.size + self.head.size

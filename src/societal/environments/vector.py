@@ -121,7 +121,10 @@ BATCHED = {  # an env class (or a base class) → its batched twin in torch, imp
     "societal.environments.tworooms:TwoRooms": "societal.environments.tworooms_vec:TwoRoomsVecEnv",
     "societal.environments.mental_rotation:MentalRotation":
         "societal.environments.mental_rotation:MentalRotationVecEnv",
+    "gymnasium.envs.classic_control.cartpole:CartPoleEnv": "societal.environments.classic_vec:CartPoleVecEnv",
 }
+"""A twin is given the unwrapped env; one with a ``max_episode_steps`` attribute also gets the limit of the
+``TimeLimit`` wrapper that ``gymnasium.make`` put around it (MiniGrid's twins keep their own limit)."""
 
 
 def register_batched(env_class: str, vec_class: str) -> None:
@@ -137,7 +140,10 @@ def make_vec(env_id: str, kwargs: dict, num_envs: int, device: torch.device) -> 
         for cls in type(env.unwrapped).__mro__:
             if (twin := BATCHED.get(f"{cls.__module__}:{cls.__qualname__}")) is not None:
                 module, name = twin.split(":")
-                return getattr(importlib.import_module(module), name)(env.unwrapped, num_envs, device)
+                vec = getattr(importlib.import_module(module), name)(env.unwrapped, num_envs, device)
+                if hasattr(vec, "max_episode_steps"):
+                    vec.max_episode_steps = env.spec.max_episode_steps if env.spec is not None else None
+                return vec
         if (table := from_transition_table(env)) is not None:
             return TabularVecEnv(table, num_envs, device)
     return GymVecEnv(env_id, kwargs, num_envs, device)

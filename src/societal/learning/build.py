@@ -95,8 +95,8 @@ def build(config: Config, transfer: bool = True) -> Parts:
     shape = obs_shape(probe.observation_space)
     c = config
     if c.agent == "society":
-        agent = fitted(lambda: Society(shape, primitives.num_primitives, c.redundancy, c.clone, c.hidden, c.network),
-                       vec, c.network)
+        agent = fitted(lambda: Society(shape, primitives.num_primitives, c.redundancy, c.clone, c.hidden, c.network,
+                                       c.bidder_relu), vec, c.network)
         agent.init_bids(c.bid_init_mean, c.bid_init_precision)
         collector = Collector(agent, primitives, vec, c.mechanism, c.gamma, c.dropout, c.reward_scale,
                               c.reward_shift, c.seed, c.price, c.explore, c.bonus, c.bootstrap_truncated,

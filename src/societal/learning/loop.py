@@ -22,6 +22,7 @@ from societal.config import Config, from_preset
 from societal.environments.vector import make
 from societal.errors import SocietalError, Stopped
 from societal.imports import id_module, import_named, import_recorded, registering_module
+from societal.learning.scaling import fit_return_scale
 from societal.learning.trainer import Trainer
 from societal.plots import payable, plot_bids, plot_returns
 from societal.qualitative import episode_strip, mental_rotation_report
@@ -40,8 +41,9 @@ def train(
     **overrides,
 ) -> Run:
     """Train a society (or a monolithic baseline) on ``env``; ``overrides`` are ``Config`` fields, on top of
-    the ``preset``'s settings (``societal.config.PRESETS``; default: ``paper`` on the paper's tasks,
-    ``general`` on any other).
+    the ``preset``'s settings (``societal.config.PRESETS``; default: ``config.default_preset(env)``:
+    ``paper`` on the paper's tasks, ``control`` on tasks of feature vectors without a table, ``general`` on any
+    other).
 
     ``resume``: a stopped run's folder, continued from its last checkpoint (only the budget, ``device`` and
     ``threads`` may change). ``callback(row)`` is called with every metrics row; returning ``False`` stops.
@@ -73,7 +75,7 @@ def started(env: str, preset: str | None, out: str | Path | None, overrides: dic
     config = configure(env, preset, overrides)
     out = Path(out) if out is not None else default_out(config)
     check_new(out)  # before anything is built
-    return Trainer(config, out)
+    return Trainer(fit_return_scale(config), out)
 
 
 def configure(env: str, preset: str | None, overrides: dict) -> Config:
@@ -82,8 +84,11 @@ def configure(env: str, preset: str | None, overrides: dict) -> Config:
     unknown = sorted(set(overrides) - set(names))
     if unknown:
         raise SocietalError(f"unknown setting {', '.join(unknown)}; allowed: {', '.join(names)}")
+    named = overrides.get("imports", ())
+    if not isinstance(named, list | tuple) or not all(isinstance(m, str) for m in named):
+        raise SocietalError(f"imports must be a tuple of module names, got {named!r}")
+    import_named((*named, *id_module(env)))  # first: the preset chosen may depend on the environment they register
     config = from_preset(preset, env, **overrides).validate()
-    import_named((*config.imports, *id_module(env)))
     config.imports = tuple(dict.fromkeys((*config.imports, *registering_module(env))))
     return config
 

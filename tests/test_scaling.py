@@ -1,0 +1,69 @@
+"""The return scale of tasks without a table: the probe, the automatic rescaling and the warnings."""
+
+import json
+import warnings
+
+import pytest
+
+import societal
+from societal.config import from_preset
+from societal.errors import SocietalWarning
+from societal.learning import scaling
+from societal.learning.scaling import fit_return_scale, floor_2, probe
+
+
+def cartpole(**settings):
+    return from_preset("general", "CartPole-v1", **settings).validate()
+
+
+def test_probe_bounds_cartpole_returns_by_a_policy_that_lasts():
+    scale = probe(cartpole())
+    assert scale.lasting == pytest.approx((1 - 0.99**500) / 0.01)  # reward 1 at every step, until step 500
+    assert 10 < scale.highest < scale.lasting and scale.lowest == 1.0  # random episodes are short
+    assert probe(cartpole(reward_scale=0.01)).lasting == pytest.approx(0.01 * scale.lasting)
+
+
+def test_auto_scale_divides_rewards_by_the_bound_and_is_idempotent():
+    fitted = fit_return_scale(cartpole(auto_scale=True))
+    assert fitted.reward_scale == 0.01 and fitted.reward_shift == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fit_return_scale(fitted) == fitted
+    shifted = fit_return_scale(cartpole(auto_scale=True, reward_shift=0.5))  # 1.5 a step: the bound is ≈ 149
+    assert shifted.reward_scale == 0.0067 and shifted.reward_shift == pytest.approx(0.5 * 0.0067)
+
+
+def test_without_auto_scale_one_warning_names_the_scale():
+    config = cartpole(auto_scale=False)
+    with pytest.warns(SocietalWarning, match=r"reach ≈ 99.3, but bids lie in \[0, 1\]: use --reward-scale 0.01"):
+        assert fit_return_scale(config) == config
+
+
+def test_negative_returns_are_reported_not_shifted():
+    with pytest.warns(SocietalWarning, match="go down to -0.652 .*--reward-shift"):
+        assert fit_return_scale(cartpole(auto_scale=True, reward_shift=-2.0)).reward_shift == pytest.approx(-0.02)
+
+
+def test_the_papers_tasks_are_not_probed(monkeypatch):
+    monkeypatch.setattr(scaling, "make", lambda *a, **k: pytest.fail("a paper task was made"))
+    config = from_preset(None, "societal/MentalRotation-v0").validate()  # no table: its rewards fit the bids
+    assert fit_return_scale(config) == config
+
+
+def test_finite_tasks_and_monolithic_agents_are_left_alone():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for config in (from_preset("general", "FrozenLake-v1", auto_scale=True, reward_scale=5.0).validate(),
+                       cartpole(agent="monolithic", auto_scale=True)):
+            assert fit_return_scale(config) == config
+
+
+def test_floor_2_keeps_two_significant_digits_rounding_down():
+    assert [floor_2(x) for x in (0.010066, 0.0567, 1 / 3, 12.34)] == [0.01, 0.056, 0.33, 12.0]
+
+
+def test_a_run_records_the_scale_it_used(tmp_path):
+    run = societal.train("CartPole-v1", out=tmp_path / "run", auto_scale=True, steps=4096, num_envs=64,
+                         eval_episodes=4, progress=False)
+    assert json.loads((run.path / "config.json").read_text())["reward_scale"] == 0.01
+
