@@ -3,9 +3,10 @@
 Bids lie in [0, 1] and, at equilibrium, a primitive bids Q*(s, a): returns outside [0, 1] cannot be bid.
 Finite tasks check Q* exactly (``environments.mdp.bid_range_warnings``); on any other task a probe runs
 random actions in ``PROBE_ENVS`` copies for ``PROBE_STEPS`` steps and bounds the returns the market will
-be paid by the larger of the highest discounted return it saw and the mean |reward| per step, paid until
-the time limit (or forever): the value of a policy that lasts, which random actions underestimate on
-tasks such as CartPole (random episodes ≈ 22 steps, the best 500). Where that bound exceeds 1,
+be paid by the larger of the highest discounted return it saw and the mean |reward| of the steps that do
+not end an episode, paid until the time limit (or forever): the value of a policy that lasts, which random
+actions underestimate on tasks such as CartPole (random episodes ≈ 22 steps, the best 500). A reward paid
+only as an episode ends (a goal) is no such rate, and counts only in the returns seen. Where that bound exceeds 1,
 ``auto_scale`` divides ``reward_scale`` and ``reward_shift`` by it (rounded down to two significant
 digits; the run's ``config.json`` records the result), else a one-line ``SocietalWarning`` names the
 setting to use. Negative returns cannot be bid either; they are only reported, since a shift changes
@@ -61,7 +62,9 @@ def probe(config: Config, seed: int = 0) -> ReturnScale:
     limit = env.spec.max_episode_steps if env.spec is not None else None
     horizon = (1 - config.gamma ** limit if limit else 1.0) / (1 - config.gamma) if config.gamma < 1 else (
         limit or math.inf)
-    return ReturnScale(float(returns.max()), float(returns.min()), float(np.abs(rewards).mean() * horizon))
+    steady = np.abs(rewards[~done])
+    return ReturnScale(float(returns.max()), float(returns.min()), float(steady.mean() if steady.size else 0.0)
+                       * horizon)
 
 
 def fit_return_scale(config: Config) -> Config:
