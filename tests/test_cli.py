@@ -110,7 +110,7 @@ def test_the_report_reads_plain_runs_a_sweep_and_a_single_run(capsys, tmp_path):
 
 
 def test_every_flag_has_a_help_line_and_help_shows_defaults(capsys):
-    from societal.cli import build_parser
+    from societal.arguments import build_parser
 
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
@@ -151,7 +151,7 @@ def test_help_of_config_explains_every_field():
 
 
 def test_every_subcommand_says_what_it_reads_and_writes():
-    from societal.cli import build_parser
+    from societal.arguments import build_parser
 
     commands = next(a for a in build_parser()._actions if a.dest == "command").choices
     for name, command in commands.items():
