@@ -280,3 +280,21 @@ def test_sigterm_stops_an_experiment_on_ray_and_leaves_no_process_behind(tmp_pat
     assert not session(driver.pid)  # Ray's servers and workers ended with the driver
     for folder in folders:
         assert "resume" in torch.load(folder / "checkpoints" / "last.pt", weights_only=True)
+
+
+def test_sigterm_while_ray_starts_is_one_line_and_exit_143(tmp_path):
+    import ray  # noqa: F401  (puts the psutil that comes with Ray on the path)
+
+    psutil = importlib.import_module("psutil")
+    driver = subprocess.Popen([sys.executable, "-m", "societal", "sweep", "societal/Chain-v0", "--cpus", "2",
+                               "--out", str(tmp_path / "sweep")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while "gcs_server" not in {p.name() for p in psutil.Process(driver.pid).children(recursive=True)}:
+        assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGTERM)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 143 and len(err.strip().splitlines()) == 1 and "stopped by SIGTERM" in err, err
+    time.sleep(2)
+    assert not session(driver.pid)

@@ -32,6 +32,7 @@ import os
 import secrets
 import shlex
 import signal
+import threading
 import time
 import warnings
 from collections import Counter
@@ -58,16 +59,39 @@ def ray_cluster(address: str | None = None, cpus: int | None = None) -> Iterator
     with authentication(address):
         import ray
 
-        if address is not None:
-            join(address)
-        else:
-            with loopback_only():
-                ray.init(address="local", num_cpus=cpus or os.cpu_count(), include_dashboard=False,  # never another's
-                         _node_ip_address="127.0.0.1", object_store_memory=256 * 2**20, logging_level="ERROR")
         try:
+            with stopped_while_starting():
+                if address is not None:
+                    join(address)
+                else:
+                    with loopback_only():
+                        ray.init(address="local", num_cpus=cpus or os.cpu_count(), include_dashboard=False,
+                                 _node_ip_address="127.0.0.1", object_store_memory=256 * 2**20, logging_level="ERROR")
             yield
         finally:
             ray.shutdown()
+
+
+@contextmanager
+def stopped_while_starting() -> Iterator[None]:
+    """SIGINT or SIGTERM while Ray starts or is being joined: ``Stopped`` (one line, exit 130 or 143)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(number: int, frame) -> None:
+        raise Stopped(f"stopped by {signal.Signals(number).name} while Ray was starting; no run had started", number)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except SystemExit as e:  # ray.init puts in its own SIGTERM handler, which exits with the signal's number
+        if e.code != signal.SIGTERM:
+            raise
+        stop(signal.SIGTERM, None)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 @contextmanager
