@@ -14,12 +14,16 @@ import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from societal.arguments import build_parser
 from societal.config import Config
 from societal.errors import SocietalError, SocietalWarning, Stopped
 from societal.experiments.paper import commands, conditions
 from societal.imports import import_named
+
+if TYPE_CHECKING:
+    from societal.run import Run
 
 
 def train_arguments(args: argparse.Namespace) -> dict:
@@ -88,7 +92,7 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def checkpoint_used(run) -> str:
+def checkpoint_used(run: Run) -> str:
     """Which checkpoint ``eval`` uses, and why."""
     if run.checkpoint == "last":
         return f"the last checkpoint (update {run.update}, {run.env_steps:,} env steps)"

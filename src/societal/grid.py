@@ -83,11 +83,10 @@ def check_sweep(runs: Runs, out: Path, resume: bool, cpus_per_run: float, gpus_p
             make(config.env, **config.env_kwargs).close()
             made.add(key)
     record = out / "sweep.json"
-    plan = [[os.path.relpath(folder, out), argv[:-2]] for folder, argv, _ in runs]  # without --out: relocatable
     if resume:
         if not record.is_file():
             raise SocietalError(f"{out} holds no sweep to resume (no sweep.json)")
-        if json.loads(record.read_text()) != plan:
+        if json.loads(record.read_text()) != plan(runs, out):
             raise SocietalError(f"a resumed sweep keeps its runs and their settings; {out} was started with other "
                                 "ones (a new --steps: resume each run with societal train --resume RUN --steps N)")
         return
@@ -97,10 +96,14 @@ def check_sweep(runs: Runs, out: Path, resume: bool, cpus_per_run: float, gpus_p
                             "an interrupted sweep, or another --out")
 
 
+def plan(runs: Runs, out: Path) -> list:
+    """The runs as ``sweep.json`` records them: each by its folder relative to ``out`` and its command without
+    ``--out``, so that a moved sweep is the same sweep."""
+    return [[os.path.relpath(folder, out), argv[:-2]] for folder, argv, _ in runs]
+
+
 def record_sweep(runs: Runs, out: Path) -> None:
-    """``<out>/sweep.json``: the runs, each by its folder relative to ``out`` and its command (what ``--resume``
-    must find again), written once the sweep starts."""
+    """``<out>/sweep.json`` (``plan``), what ``--resume`` must find again; written once the sweep starts."""
     out.mkdir(parents=True, exist_ok=True)
-    plan = [[os.path.relpath(folder, out), argv[:-2]] for folder, argv, _ in runs]
     if not (out / "sweep.json").exists():
-        (out / "sweep.json").write_text(json.dumps(plan, indent=1) + "\n")
+        (out / "sweep.json").write_text(json.dumps(plan(runs, out), indent=1) + "\n")

@@ -39,9 +39,10 @@ def import_named(names: Iterable[str]) -> None:
                 raise SocietalError(f"cannot import module {name!r}: {e}") from None
 
 
-def import_recorded(names: Iterable[str], run: Path) -> None:
-    """Import modules a run's files name, from installed code only (not the current folder nor ``run``)."""
-    for name in names:
+def import_recorded(env_id: str, names: Iterable[str], run: Path) -> None:
+    """Import the modules a run's files name (``names``, and the module of an id ``MODULE:ID``), from installed
+    code only (not the current folder nor ``run``)."""
+    for name in (*names, *id_module(env_id)):
         if name in sys.modules:
             continue
         with path_without(Path.cwd(), run):

@@ -14,7 +14,7 @@ from societal.environments.vector import make
 from societal.errors import SocietalError
 from societal.evaluation import Evaluation, evaluate
 from societal.exact import Assessment, assess
-from societal.imports import id_module, import_recorded
+from societal.imports import import_recorded
 from societal.monolithic import Monolithic
 from societal.primitives import LiteralActions, Options, make_primitives
 from societal.society import Society
@@ -83,7 +83,7 @@ def load(path: str | Path, checkpoint: str = "best") -> Run:
     run is, and a checkpoint of another run is refused. ``Run.checkpoint`` and ``Run.env_steps`` say which."""
     path = Path(path)
     config = read_config(path)
-    import_recorded((*config.imports, *id_module(config.env)), path)
+    import_recorded(config.env, config.imports, path)
     ckpt = read_checkpoint(path, checkpoint, config)
     return Run(path, config, agent_of(config, ckpt), ckpt["update"], ckpt["env_steps"], ckpt.get("options"),
                checkpoint, ckpt.get("eval_return", float("nan")))

@@ -99,7 +99,7 @@ def resumed(path: Path, overrides: dict) -> Trainer:
         raise SocietalError(f"a resumed run keeps its settings; only {', '.join(BUDGET)} may change, "
                             f"not {', '.join(refused)}")
     config = dataclasses.replace(read_config(path), **overrides).validate()
-    import_recorded((*config.imports, *id_module(config.env)), path)
+    import_recorded(config.env, config.imports, path)
     checkpoint = read_checkpoint(path, "last", config)
     if "resume" not in checkpoint:
         raise SocietalError(f"{path}'s last checkpoint was written by an older societal and cannot be resumed")
