@@ -34,6 +34,7 @@ class MinAtarTwin(SavedState):
         # MinAtar keeps the last action across episodes (``Environment.reset`` does not clear it)
         self.last_action = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self.t = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        self._allocate()
         self._reset(torch.ones(num_envs, dtype=torch.bool, device=self.device))
 
     @property
@@ -65,6 +66,10 @@ class MinAtarTwin(SavedState):
             self._reset(done)
             self.t.masked_fill_(done, 0)
         return self._observe().float(), reward.float(), terminated, truncated, final.float()
+
+    def _allocate(self) -> None:
+        """Create the tensors of ``GAME_STATE`` (any values: ``_reset`` of every copy follows)."""
+        raise NotImplementedError
 
     def _reset(self, mask: Tensor) -> None:
         raise NotImplementedError
