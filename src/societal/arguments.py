@@ -197,7 +197,7 @@ def build_parser() -> Parser:
                                     "curves of each setting (a row per task), unless FOLDER is a single run.")
     rp.add_argument("folder", type=Path, metavar="FOLDER", help="a run folder, or any folder with run folders below it")
 
-    ex = sub.add_parser("experiments", formatter_class=WithDefaults, help="print (or run) the paper's commands",
+    ex = sub.add_parser("experiments", formatter_class=WithDefaults, help="print (or run) an experiment's commands",
                         description="Prints the societal train commands of an experiment. With --for-real runs "
                                     "them on Ray: each writes one run folder under --root/<experiment>/ and reads "
                                     "only the folders of the runs before it. With --report: Reads those folders "

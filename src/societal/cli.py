@@ -137,6 +137,10 @@ def run_experiments(args: argparse.Namespace) -> int:
                 from societal.experiments.markets import report
 
                 print(report(table))
+            elif args.name in ("control", "minatar"):
+                from societal.experiments.beyond import verdict
+
+                print(formatted(table), verdict(table), sep="\n\n")
             else:
                 print(formatted(table.dropna(axis=1, how="all")))
         if args.name == "mental-rotation":

@@ -125,6 +125,9 @@ class Config:
     """See ``lr_decay_after``."""
     lr_decay: float = 0.99
     """See ``lr_decay_after``."""
+    lr_anneal: bool = False
+    """Both learning rates fall linearly from their value to 0 over ``steps`` env steps (CleanRL's ``anneal_lr``),
+    in place of ``lr_decay``."""
     hidden: tuple[int, ...] = (16,)
     """Hidden layer sizes of the bidders and value functions (``network="mlp"``)."""
     bidder_relu: bool = False
@@ -229,6 +232,12 @@ class Config:
             return self.entropy
         return self.entropy_final + (self.entropy - self.entropy_final) * 2 ** (-env_steps / self.entropy_halflife)
 
+    def lr_scale_at(self, update: int, env_steps: int) -> float:
+        """What both learning rates are multiplied by in update ``update + 1``, after ``env_steps`` env steps."""
+        if self.lr_anneal:
+            return max(0.0, 1.0 - env_steps / self.steps)
+        return self.lr_decay ** (max(0, update - self.lr_decay_after) // self.lr_decay_every)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -279,7 +288,11 @@ PRESETS["control"] = {**PRESETS["general"], "auto_scale": True, "hidden": (32, 3
 market explore; see the README's "The market beyond the paper". ``control`` (tasks of feature vectors without
 a table, such as CartPole) adds rewards scaled so that returns fit the bids, bidders with a hidden ReLU layer
 (``hidden=(16,)`` is linear) that can price the actions, minibatches of 1,024 and an entropy bonus that
-halves every 200 k env steps; see ``docs/beyond_tables.md``."""
+halves every 200 k env steps; see ``docs/beyond_tables.md``. ``ppo`` is the monolithic baseline as its users
+run it, not at the paper's settings: CleanRL's ppo.py defaults for classic control."""
+PRESETS["ppo"] = {"agent": "monolithic", "num_envs": 4, "auction_steps_per_update": 512, "epochs": 4,
+                  "minibatch": 128, "policy_lr": 2.5e-4, "value_lr": 2.5e-4, "lr_anneal": True, "entropy": 0.01,
+                  "max_grad_norm": 0.5, "value_l2": 0.0, "hidden": (64, 64)}
 
 
 PAPER_TASKS = ("societal/Bandit-v0", "societal/Chain-v0", "societal/Duality-v0", "societal/MentalRotation-v0",

@@ -32,7 +32,8 @@ PAPER: dict[str, tuple[str, int, list[tuple[str, list[str]]]]] = {
         ("monolithic", ["--agent", "monolithic", *MNIST]),
     ]),
 }
-EXPERIMENTS = [*PAPER, "tworooms", "markets", "modularity", *(f"modularity-{f}" for f in followup.FAMILIES)]
+EXPERIMENTS = [*PAPER, "tworooms", "markets", "control", "minatar", "modularity",
+               *(f"modularity-{f}" for f in followup.FAMILIES)]
 
 # TwoRooms (the paper's §7.2–7.3): budgets of each stage.
 OPTION_STEPS = 1_000_000  # env steps to pre-train each sub-policy
@@ -87,6 +88,10 @@ def commands(name: str, seeds: int, root: Path, scale: float = 1.0,
         from societal.experiments import markets
 
         return markets.commands(range(first_seed, first_seed + seeds), root, scale)
+    if name in ("control", "minatar"):
+        from societal.experiments import beyond
+
+        return beyond.commands(name, range(first_seed, first_seed + seeds), root, scale)
     if name.startswith("modularity"):
         return followup.commands(range(first_seed, first_seed + seeds), root, scale, followup.families(name))
     env, steps, conditions = PAPER[name]

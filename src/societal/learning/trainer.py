@@ -64,7 +64,7 @@ class Trainer:
 
     def learn(self, batch: Collected) -> dict[str, float]:
         p, c = self.parts, self.config
-        lr_scale = c.lr_decay ** (max(0, self.update - c.lr_decay_after) // c.lr_decay_every)
+        lr_scale = c.lr_scale_at(self.update, self.env_steps)
         entropy = c.entropy_at(self.env_steps)
         stats = p.learner.update(batch.samples, lr_scale, entropy)
         self.check_finite("gradient", p.learner.nonfinite_gradient)
