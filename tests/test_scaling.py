@@ -3,6 +3,7 @@
 import json
 import warnings
 
+import numpy as np
 import pytest
 
 import societal
@@ -18,9 +19,9 @@ def cartpole(**settings):
 
 def test_probe_bounds_cartpole_returns_by_a_policy_that_lasts():
     scale = probe(cartpole())
-    assert scale.lasting == pytest.approx((1 - 0.99**500) / 0.01)  # reward 1 at every step, until step 500
-    assert 10 < scale.highest < scale.lasting and scale.lowest == 1.0  # random episodes are short
-    assert probe(cartpole(reward_scale=0.01)).lasting == pytest.approx(0.01 * scale.lasting)
+    assert scale.rate == pytest.approx((1 - 0.99**500) / 0.01)  # reward 1 at every step, until step 500
+    assert 10 < scale.highest < scale.rate and scale.lowest == 1.0  # random episodes are short
+    assert probe(cartpole(reward_scale=0.01)).rate == pytest.approx(0.01 * scale.rate)
 
 
 def test_auto_scale_divides_rewards_by_the_bound_and_is_idempotent():
@@ -35,13 +36,39 @@ def test_auto_scale_divides_rewards_by_the_bound_and_is_idempotent():
 
 def test_without_auto_scale_one_warning_names_the_scale():
     config = cartpole(auto_scale=False)
-    with pytest.warns(SocietalWarning, match=r"reach ≈ 99.3, but bids lie in \[0, 1\]: use --reward-scale 0.01"):
+    with pytest.warns(SocietalWarning, match=r"span ≈ 99.3, but bids lie in \[0, 1\]: use --reward-scale 0.01"):
         assert fit_return_scale(config) == config
 
 
-def test_negative_returns_are_reported_not_shifted():
-    with pytest.warns(SocietalWarning, match="go down to -0.652 .*--reward-shift"):
+def test_negative_returns_are_reported_not_shifted_without_absorbing_shift():
+    # -1 a step: returns down to -99.3 (a policy that lasts), scaled by 0.01
+    with pytest.warns(SocietalWarning, match="go down to -0.993 .*absorbing_shift=True"):
         assert fit_return_scale(cartpole(auto_scale=True, reward_shift=-2.0)).reward_shift == pytest.approx(-0.02)
+
+
+def test_an_absorbing_shift_lifts_negative_returns_into_the_bids():
+    # Acrobot pays -1 a step and 0 at the goal: returns down to -99.3 at the time limit (500 steps)
+    config = from_preset("general", "Acrobot-v1", auto_scale=True, absorbing_shift=True).validate()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted = fit_return_scale(config)
+        assert (fitted.reward_scale, fitted.reward_shift) == (0.01, 0.01)  # a step pays 0, the goal 0.01 + 0.99
+        assert fitted.reward_end() == pytest.approx(0.99)
+        assert fit_return_scale(fitted) == fitted
+
+
+def test_an_absorbing_shift_moves_every_value_by_the_same_amount():
+    from societal.environments.mdp import value_iteration
+    from societal.environments.tabular import finite_mdp
+    from societal.environments.vector import make
+
+    gamma, scale, shift = 0.9, 0.5, -0.2
+    mdp = finite_mdp(make("societal/Chain-v0", length=6))
+    q = value_iteration(mdp, gamma)
+    shifted = value_iteration(mdp.scaled(scale, shift, gamma * shift / (1 - gamma)), gamma)
+    assert np.allclose(shifted, scale * q + shift / (1 - gamma))
+    plain = value_iteration(mdp.scaled(scale, shift), gamma)  # a plain shift pays for lasting longer
+    assert not np.allclose(plain, scale * q + shift / (1 - gamma))
 
 
 def test_the_papers_tasks_are_not_probed(monkeypatch):

@@ -87,7 +87,11 @@ class Config:
     """Multiplies every reward in the utilities (see ``reward_shift``)."""
     reward_shift: float = 0.0
     """Utilities use ``reward_scale·r + reward_shift``, to map other reward ranges into the bid range; a shift is
-    paid at every step, so it changes which policy is best wherever an episode can end."""
+    paid at every step, so it changes which policy is best wherever an episode can end (see ``absorbing_shift``)."""
+    absorbing_shift: bool = False
+    """The shift is also paid after an episode terminates, forever: the last reward gets its discounted sum
+    γ·shift/(1 − γ). Every value then moves by the same shift/(1 − γ), so no policy gains by lasting longer or
+    ending sooner, and a negative value can be shifted into the bids' range."""
     auto_scale: bool = False
     """On a society's task without a table, a probe of random actions before training bounds the discounted
     returns; where they exceed 1, ``reward_scale`` and ``reward_shift`` are divided by that bound (the run's
@@ -213,6 +217,7 @@ class Config:
              "train_options needs options (run folders whose policies become the primitives)")
         need(self.agent != "factorized" or self.network == "mlp",
              f"a factorized policy is one MLP per primitive: network must be mlp, got {self.network!r}")
+        need(not self.absorbing_shift or self.gamma < 1, "absorbing_shift needs gamma < 1 (the shift's sum forever)")
         need(self.auction_steps_per_update >= self.num_envs,
              f"auction_steps_per_update ({self.auction_steps_per_update}) must be at least num_envs ({self.num_envs})")
         return self
@@ -231,6 +236,10 @@ class Config:
         if not self.entropy_halflife:
             return self.entropy
         return self.entropy_final + (self.entropy - self.entropy_final) * 2 ** (-env_steps / self.entropy_halflife)
+
+    def reward_end(self) -> float:
+        """What the reward of a step that ends an episode gets on top of ``reward_scale·r + reward_shift``."""
+        return self.gamma * self.reward_shift / (1 - self.gamma) if self.absorbing_shift else 0.0
 
     def lr_scale_at(self, update: int, env_steps: int) -> float:
         """What both learning rates are multiplied by in update ``update + 1``, after ``env_steps`` env steps."""
@@ -282,8 +291,8 @@ PRESETS: dict[str, dict] = {
         "bootstrap_truncated": True, "entropy": 0.01, "policy_lr": 4e-4, "eval_greedy": True,
     },
 }
-PRESETS["control"] = {**PRESETS["general"], "auto_scale": True, "hidden": (32, 32), "minibatch": 1024,
-                       "entropy_halflife": 200_000}
+PRESETS["control"] = {**PRESETS["general"], "auto_scale": True, "absorbing_shift": True, "hidden": (32, 32),
+                       "minibatch": 1024, "entropy_halflife": 200_000}
 """Named settings. ``general`` (beyond the paper) makes prices converge to Q* on long horizons and lets the
 market explore; see the README's "The market beyond the paper". ``control`` (tasks of feature vectors without
 a table, such as CartPole) adds rewards scaled so that returns fit the bids, bidders with a hidden ReLU layer

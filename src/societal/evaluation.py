@@ -79,3 +79,33 @@ def evaluate(agent: Society | Monolithic, config: Config, episodes: int, seed: i
                 break
             obs = tr.obs
     return Evaluation(torch.where(running, total, returns).cpu(), terminated.cpu(), wins.cpu())
+
+
+class UniformChoices(torch.nn.Module):
+    """Chooses every primitive with equal probability: the level a trained agent must beat."""
+
+    def __init__(self, num_primitives: int, device: torch.device) -> None:
+        super().__init__()
+        self.num_primitives = num_primitives
+        self.anchor = torch.nn.Parameter(torch.zeros(0, device=device))  # where ``evaluate`` finds the device
+
+    def act(self, obs: Tensor, greedy: bool = False) -> Tensor:
+        return torch.randint(self.num_primitives, (len(obs),), device=obs.device)
+
+
+def no_better_than_random(agent: Society | Monolithic, config: Config, eval_returns: list[float], seed: int,
+                          primitives: LiteralActions | Options | None = None, env: VecEnv | None = None) -> str | None:
+    """A line saying so where most evaluations (``eval_returns``, in order), the last among them, were no better
+    than uniformly random choices on the same evaluation episodes (their mean plus two standard errors)."""
+    if len(eval_returns) < 4:
+        return None
+    device = next(agent.parameters()).device
+    random = evaluate(UniformChoices(agent.num_primitives, device), config, config.eval_episodes, seed, primitives,
+                      env)
+    level = random.mean + 2 * random.std / math.sqrt(config.eval_episodes)
+    flat = [r <= level for r in eval_returns]
+    if not flat[-1] or sum(flat) < 0.75 * len(flat):
+        return None
+    return (f"{sum(flat)} of {len(flat)} evaluations, the last among them, were no better than random choices "
+            f"({random.mean:.4g}): the {config.agent} did not learn {config.env}")
+

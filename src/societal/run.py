@@ -60,7 +60,7 @@ class Run:
         if mdp is None:
             raise SocietalError(f"no exact assessment: {c.env} has no transition table (only finite tasks with one, "
                                 "such as the societal/ tables and Gymnasium's toy-text tasks, can be judged exactly)")
-        return assess(self.agent, mdp.scaled(c.reward_scale, c.reward_shift), c.gamma)
+        return assess(self.agent, mdp.scaled(c.reward_scale, c.reward_shift, c.reward_end()), c.gamma)
 
     def primitives(self, device: str | torch.device = "cpu") -> LiteralActions | Options:
         """The primitives this run's agent chooses among (actions, or options as trained)."""

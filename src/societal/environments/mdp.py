@@ -19,10 +19,13 @@ class FiniteMDP:
     horizon: int | None = None
     reward_bounds: tuple[float, float] = (0.0, 0.0)
 
-    def scaled(self, scale: float, shift: float) -> FiniteMDP:
-        """The same task with every reward r paid as scale · r + shift."""
+    def scaled(self, scale: float, shift: float, end: float = 0.0) -> FiniteMDP:
+        """The same task with every reward r paid as scale · r + shift, and ``end`` more by a step that ends the
+        episode."""
+        ending = 1 - self.transition.sum(-1)
         low, high = sorted((scale * self.reward_bounds[0] + shift, scale * self.reward_bounds[1] + shift))
-        return replace(self, reward=scale * self.reward + shift, reward_bounds=(low, high))
+        return replace(self, reward=scale * self.reward + shift + end * ending,
+                       reward_bounds=(min(low, low + end), max(high, high + end)))
 
 
 def value_iteration(mdp: FiniteMDP, gamma: float, tol: float = 1e-10, max_iter: int = 1_000_000) -> np.ndarray:

@@ -100,12 +100,12 @@ def build(config: Config, transfer: bool = True) -> Parts:
         agent.init_bids(c.bid_init_mean, c.bid_init_precision)
         collector = Collector(agent, primitives, vec, c.mechanism, c.gamma, c.dropout, c.reward_scale,
                               c.reward_shift, c.seed, c.price, c.explore, c.bonus, c.bootstrap_truncated,
-                              compiling(c, agent, device))
+                              compiling(c, agent, device), c.reward_end())
     else:
         agent = fitted(lambda: Monolithic(shape, primitives.num_primitives, c.hidden, c.network,
                                           factorized=c.agent == "factorized"), vec, c.network)
         collector = MonolithicCollector(agent, primitives, vec, c.gamma, c.gae_lambda, c.reward_scale,
-                                        c.reward_shift, seed=c.seed)
+                                        c.reward_shift, seed=c.seed, reward_end=c.reward_end())
     carried = transfer and bool(c.init_from) and load_parent(c, agent, primitives)
     tuned = c.train_options or carried
     names = primitive_names(c, probe, primitives.num_primitives)
@@ -166,7 +166,7 @@ def q_star(config: Config, probe: gym.Env) -> np.ndarray | None:
     mdp = finite_mdp(probe)
     if mdp is None:
         return None
-    mdp = mdp.scaled(config.reward_scale, config.reward_shift)
+    mdp = mdp.scaled(config.reward_scale, config.reward_shift, config.reward_end())
     q = value_iteration(mdp, config.gamma)
     for line in bid_range_warnings(mdp, q):
         warnings.warn(line, SocietalWarning, stacklevel=4)

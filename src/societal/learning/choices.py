@@ -32,9 +32,9 @@ class MonolithicCollector(Collecting):
     """Keeps a batch of environments running; a rollout of ``steps`` choices becomes PPO samples."""
 
     def __init__(self, agent: Monolithic, primitives, env, gamma: float, lam: float, reward_scale: float = 1.0,
-                 reward_shift: float = 0.0, seed: int | None = None) -> None:
+                 reward_shift: float = 0.0, seed: int | None = None, reward_end: float = 0.0) -> None:
         self.agent, self.primitives, self.env, self.gamma, self.lam = agent, primitives, env, gamma, lam
-        self.scale, self.shift = reward_scale, reward_shift
+        self.scale, self.shift, self.end = reward_scale, reward_shift, reward_end
         self.start_episodes(seed)
 
     @torch.no_grad()
@@ -55,8 +55,8 @@ class MonolithicCollector(Collecting):
         obs = r["obs"].flatten(0, 1)
         value = self.agent.values(obs)[0].view(t, b)
         next_value = self.agent.values(r["final"].flatten(0, 1))[0].view(t, b)  # where each step ended
-        advantage = gae(self.scale * r["reward"] + self.shift, self.gamma ** r["duration"], value, next_value,
-                        r["terminated"], r["done"], self.lam)
+        paid = self.scale * r["reward"] + self.shift + self.end * r["terminated"]
+        advantage = gae(paid, self.gamma ** r["duration"], value, next_value, r["terminated"], r["done"], self.lam)
         samples = Samples(obs, r["action"].view(1, -1).float(), (advantage + value).view(1, -1),
                           advantage.view(1, -1), torch.ones(1, t * b, dtype=torch.bool, device=obs.device))
         return Collected(samples, self.recent_returns(), int(r["done"].sum()), int(r["duration"].sum().item()),

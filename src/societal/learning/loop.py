@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -20,7 +21,8 @@ from tqdm import tqdm
 
 from societal.config import Config, from_preset
 from societal.environments.vector import make
-from societal.errors import SocietalError, Stopped
+from societal.errors import SocietalError, SocietalWarning, Stopped
+from societal.evaluation import no_better_than_random
 from societal.imports import id_module, import_named, import_recorded, registering_module
 from societal.learning.scaling import fit_return_scale
 from societal.learning.trainer import Trainer
@@ -173,6 +175,10 @@ def outputs(trainer: Trainer) -> Run:
     bounds = payable(make(config.env, **{**config.env_kwargs, **config.eval_env_kwargs})) if parts.eval_env.indexed \
         else None
     plot_returns(run.metrics, out / "plots" / "returns.png", config.env, bounds)
+    unlearned = no_better_than_random(parts.agent, config, run.metrics.eval_return_mean.dropna().tolist(),
+                                      10**6 + config.seed * 1000, parts.eval_primitives, parts.eval_env)
+    if unlearned is not None:
+        warnings.warn(unlearned, SocietalWarning, stacklevel=2)
     if parts.bids is not None:
         plot_bids(run.bids, out / "plots" / "bids.png", config.env)
     if config.env == "societal/MentalRotation-v0":

@@ -101,10 +101,10 @@ class Collector(Collecting):
     def __init__(self, society: Society, primitives, env: VecEnv, mechanism: str, gamma: float,
                  dropout: bool, reward_scale: float = 1.0, reward_shift: float = 0.0,
                  seed: int | None = None, price: str = "sampled", explore: float = 0.0, bonus: float = 0.0,
-                 bootstrap_truncated: bool = False, compile: bool = False) -> None:
+                 bootstrap_truncated: bool = False, compile: bool = False, reward_end: float = 0.0) -> None:
         self.society, self.primitives, self.env = society, primitives, env
         self.mechanism, self.gamma, self.dropout = mechanism, gamma, dropout
-        self.scale, self.shift = reward_scale, reward_shift
+        self.scale, self.shift, self.end = reward_scale, reward_shift, reward_end
         self.mean_prices, self.explore, self.bonus = price == "mean", explore, bonus
         self.bootstrap_truncated = bootstrap_truncated
         # Literal actions on a table: the society sees state indices, so the collector keeps those in place of
@@ -205,7 +205,7 @@ class Collector(Collecting):
             winner, first, second = (torch.where(exploring, x, y) for x, y in zip(own, (winner, first, second)))
         primitive = self.society.primitive_of[winner]
         tr = self.act(primitive)
-        reward = self.scale * tr.reward + self.shift
+        reward = self.scale * tr.reward + self.shift + self.end * tr.terminated
         if self.bonus:
             reward = reward + self.count_bonus(seen, primitive)
         done = tr.terminated | tr.truncated
@@ -245,7 +245,7 @@ class Collector(Collecting):
                                                                      draws)
         done = terminated | truncated
         returns = counted(episode_return, last_return, completed, reward, done)
-        return (bids, winner, first, second, self.scale * reward + self.shift, done,
+        return (bids, winner, first, second, self.scale * reward + self.shift + self.end * terminated, done,
                 torch.where(done[:, None], new_active, active), state, t, *returns)
 
     @torch.no_grad()
