@@ -203,8 +203,14 @@ def MinigridCNN() -> nn.Sequential:
     )
 
 
+def MinatarCNN(channels: int) -> nn.Sequential:
+    """Young & Tian's (2019) MinAtar network: 10×10×C binary images, one 3×3 convolution of 16 → 128 features."""
+    return nn.Sequential(ChannelsFirst(), nn.Conv2d(channels, 16, 3), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(16 * 8 * 8, 128), nn.ReLU())
+
+
 Stacked = StackedMLP | StackedModule
-NETWORKS = ("mlp", "minigrid_cnn", "mnist_cnn")
+NETWORKS = ("mlp", "minigrid_cnn", "minatar_cnn", "mnist_cnn")
 
 
 def build(network: str, obs_shape: tuple[int, ...], hidden: tuple[int, ...],
@@ -219,6 +225,10 @@ def build(network: str, obs_shape: tuple[int, ...], hidden: tuple[int, ...],
         return StackedMLP([d, *h], len(h) - (not relu_features)), h[-1], StackedMLP([d, *h, 1], len(h))
     if network == "minigrid_cnn":
         return StackedModule(MinigridCNN), 64, StackedModule(lambda: nn.Sequential(MinigridCNN(), nn.Linear(64, 1)))
+    if network == "minatar_cnn":
+        c = obs_shape[-1]
+        return StackedModule(lambda: MinatarCNN(c)), 128, StackedModule(
+            lambda: nn.Sequential(MinatarCNN(c), nn.Linear(128, 1)))
     if network == "mnist_cnn":  # as in the 2020 code: the bidder's encoder has 32 outputs, the value function 1
         from societal.environments.mnist_classifier import mnist_cnn
 
