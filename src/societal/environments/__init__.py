@@ -1,4 +1,5 @@
-"""Environments: the paper's tasks and generated finite tasks, registered with Gymnasium under ``societal/``.
+"""Environments: the paper's tasks and generated finite tasks, registered with Gymnasium under ``societal/``, and
+MinAtar's ``MinAtar/`` ids (MinAtar's games have batched twins in ``societal.environments.minatar``).
 
 Registering imports nothing heavy (every entry point is a string), so ``import societal`` makes every
 ``societal/`` id available at no cost; the classes below are imported when first used.
@@ -29,6 +30,12 @@ for _name in GRAPHS:  # the follow-up's transfer tasks (its §6)
 _register("societal/BanditTransfer-v0", "societal.environments.transfer:BanditTransfer")
 # MNIST and the classifier load only when it is made
 _register("societal/MentalRotation-v0", "societal.environments.mental_rotation:MentalRotation")
+# MinAtar's ids as ``minatar.gym.register_envs`` registers them (MinAtar registers none on import); an id the user
+# registered already is left as it is
+for _game in ("asterix", "breakout", "freeway", "seaquest", "space_invaders"):
+    for _version, _minimal in (("v0", False), ("v1", True)):
+        _register(f"MinAtar/{_game.title().replace('_', '')}-{_version}", "minatar.gym:BaseEnv", game=_game,
+                  use_minimal_action_set=_minimal)
 
 _LAZY = {"Bandit": "tabular", "Chain": "tabular", "Duality": "tabular", "TabularEnv": "tabular",
          "finite_mdp": "tabular", "FiniteMDP": "mdp", "value_iteration": "mdp"}

@@ -122,6 +122,7 @@ BATCHED = {  # an env class (or a base class) → its batched twin in torch, imp
     "societal.environments.mental_rotation:MentalRotation":
         "societal.environments.mental_rotation:MentalRotationVecEnv",
     "gymnasium.envs.classic_control.cartpole:CartPoleEnv": "societal.environments.classic_vec:CartPoleVecEnv",
+    "minatar.gym:BaseEnv": "societal.environments.minatar:MinAtarVecEnv",
 }
 """A twin is given the unwrapped env; one with a ``max_episode_steps`` attribute also gets the limit of the
 ``TimeLimit`` wrapper that ``gymnasium.make`` put around it (MiniGrid's twins keep their own limit)."""

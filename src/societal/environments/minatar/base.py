@@ -25,7 +25,9 @@ class MinAtarTwin(SavedState):
     def __init__(self, env, num_envs: int, device: torch.device | str = "cpu") -> None:
         game = env.game  # minatar.Environment: its sticky actions; env.game.env is the game itself
         self.num_envs, self.device = num_envs, torch.device(device)
-        self.ramping, self.sticky_action_prob = game.env.ramping, game.sticky_action_prob
+        # only games with a difficulty ramp keep the flag (Breakout's and Freeway's ``Env`` ignore it)
+        self.ramping: bool = getattr(game.env, "ramping", False)
+        self.sticky_action_prob: float = game.sticky_action_prob
         self.action_set = torch.as_tensor(env.action_set, device=self.device)
         self.max_episode_steps: int | None = None  # set by ``make_vec`` from ``gymnasium.make``'s TimeLimit
         self.generator = torch.Generator(self.device)
@@ -46,26 +48,35 @@ class MinAtarTwin(SavedState):
             self.generator.manual_seed(seed)
         everyone = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
         self._reset(everyone)
-        self.t.zero_()
+        self.t = torch.zeros_like(self.t)
         return self._observe().float()
 
     def step(self, action: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        stepped = torch.ones(self.num_envs, dtype=torch.bool, device=self.device) if mask is None else mask
+        everyone = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+        stepped = everyone if mask is None else mask.to(self.device)
         chosen = self.action_set[action.to(self.device)]
         sticky = self.draws.rand(stepped)[:, 0] < self.sticky_action_prob
         chosen = torch.where(sticky, self.last_action, chosen)
         self.last_action = torch.where(stepped, chosen, self.last_action)
         reward, terminated = self._act(chosen, stepped)
         reward, terminated = torch.where(stepped, reward, 0.0), terminated & stepped
-        self.t += stepped.long()
+        self.t = self.t + stepped.long()  # never in place: a loaded state_dict's tensors are not copied
         limit = self.max_episode_steps
         truncated = stepped & (self.t >= limit) if limit is not None else torch.zeros_like(terminated)
-        final = self._observe()
+        final = self._observe().float()
         done = terminated | truncated
-        if done.any():
-            self._reset(done)
-            self.t.masked_fill_(done, 0)
-        return self._observe().float(), reward.float(), terminated, truncated, final.float()
+        if not done.any():
+            return final.clone(), reward.float(), terminated, truncated, final
+        self._reset(done)
+        self.t = self.t.masked_fill(done, 0)
+        return self._observe().float(), reward.float(), terminated, truncated, final
+
+    def _commit(self, mask: Tensor, **values: Tensor | int | bool) -> None:
+        """Set each named state tensor to its new value where ``mask`` holds: ``mask`` is ``[B]`` (whole copies) or
+        a leading part of the tensor's shape (single slots)."""
+        for name, value in values.items():
+            old = getattr(self, name)
+            setattr(self, name, torch.where(mask.view(*mask.shape, *[1] * (old.dim() - mask.dim())), value, old))
 
     def _allocate(self) -> None:
         """Create the tensors of ``GAME_STATE`` (any values: ``_reset`` of every copy follows)."""
