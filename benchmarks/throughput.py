@@ -8,8 +8,9 @@
 3. Scaling with the number of primitives P = 4 … 1,024 (a P-armed Bandit, r = 2 clones): the cost of
    an auction step of 256 environments per bid drawn, and of a PPO update per learner.
 4. Gymnasium toy-text tasks: training as a batched table in torch against copies of the Gymnasium env.
-5. CartPole-v1 with the settings a user gets (its default preset): the society against our monolithic PPO,
-   stepped by the torch twin against copies of the Gymnasium env.
+5. Tasks without a table, CartPole-v1 and MinAtar Breakout, with the settings a user gets (the default preset):
+   the society against our monolithic PPO at the same settings and at its users' (the ``ppo`` preset: 4 envs on
+   CartPole; ``ppo_minatar`` on MinAtar), stepped by the torch twin and by copies of the Gymnasium env.
 
     python benchmarks/throughput.py            # about 8 minutes on 2 cores
 """
@@ -86,14 +87,14 @@ def whole_run(cold: bool) -> float:
         return time.perf_counter() - t
 
 
-def control(env_id: str, agent: str, gym_copies: bool, updates: int = 10) -> dict:
-    """Steady-state training (env steps/s, medians) of ``agent`` on ``env_id`` with its default preset, stepped by
-    the batched twin or (``gym_copies``) by copies of the Gymnasium env."""
-    config = from_preset(None, env_id, agent=agent, compile=False).validate()
+def control(env_id: str, preset: str | None, gym_copies: bool, updates: int = 10, **settings) -> dict:
+    """Steady-state training (env steps/s, medians) on ``env_id`` with ``preset`` (None: its default) and
+    ``settings``, stepped by the batched twin or (``gym_copies``) by copies of the Gymnasium env."""
+    config = from_preset(preset, env_id, compile=False, **settings).validate()
     parts = build(config)
     collector, learner = parts.collector, parts.learner
     if gym_copies:
-        collector.env = GymVecEnv(env_id, {}, config.num_envs, parts.device)
+        collector.env = GymVecEnv(env_id, config.env_kwargs, config.num_envs, parts.device)
         collector.start_episodes(0)
     collect, update = [], []
     for i in range(updates + 2):  # two warm-up updates
@@ -159,14 +160,18 @@ def main() -> None:
                 ((True, False), (False, False), (False, True))]
         print(f"{env_id:<22}{runs[0]:>17.0f}{runs[1]:>14.0f}{runs[2]:>15.0f}")
 
-    print("\n5. CartPole-v1, default preset, training (env steps/s, medians of 10 updates): the torch twin against "
+    print("\n5. tasks without a table, training (env steps/s, medians of 10 updates): the torch twin against "
           "copies of the Gymnasium env")
-    print(f"{'agent':<14}{'stepped by':<12}{'collect':>10}{'update':>10}{'total':>10}")
-    for agent in ("society", "monolithic"):
-        for copies in (False, True):
-            r = control("CartPole-v1", agent, copies)
-            print(f"{agent:<14}{'copies' if copies else 'twin':<12}{r['collect']:>10.0f}{r['update']:>10.0f}"
-                  f"{r['total']:>10.0f}")
+    print(f"{'task':<22}{'agent (settings)':<32}{'stepped by':<12}{'collect':>10}{'update':>10}{'total':>10}")
+    for env_id, ppo, network in (("CartPole-v1", "ppo", {}), ("MinAtar/Breakout-v1", "ppo_minatar",
+                                                             {"network": "minatar_cnn"})):
+        for name, preset, settings in (("society (default)", None, network),
+                                       ("monolithic (same settings)", None, {"agent": "monolithic", **network}),
+                                       (f"monolithic ({ppo})", ppo, {})):
+            for copies in (False, True):
+                r = control(env_id, preset, copies, **settings)
+                print(f"{env_id:<22}{name:<32}{'copies' if copies else 'twin':<12}{r['collect']:>10.0f}"
+                      f"{r['update']:>10.0f}{r['total']:>10.0f}")
 
 
 if __name__ == "__main__":

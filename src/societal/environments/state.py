@@ -19,5 +19,5 @@ class SavedState:
 
     def load_state_dict(self, state: dict) -> None:
         for k in self.STATE:
-            setattr(self, k, state[k].to(self.device))
+            setattr(self, k, state[k].to(self.device, copy=True))  # stepping must not change the caller's dict
         self.generator.set_state(state["generator"])
