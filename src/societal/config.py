@@ -303,6 +303,15 @@ run it, not at the paper's settings: CleanRL's ppo.py defaults for classic contr
 PRESETS["ppo"] = {"agent": "monolithic", "num_envs": 4, "auction_steps_per_update": 512, "epochs": 4,
                   "minibatch": 128, "policy_lr": 2.5e-4, "value_lr": 2.5e-4, "lr_anneal": True, "entropy": 0.01,
                   "max_grad_norm": 0.5, "value_l2": 0.0, "hidden": (64, 64)}
+# MinAtar: the control market with Young & Tian's network; PPO as Pgx's MinAtar example runs it (lr 3e-4, 3 epochs,
+# minibatches of 4,096, 128 steps per env, entropy 0.01, gradients clipped at 0.5), on 128 envs instead of 4,096
+PRESETS["minatar"] = {**PRESETS["control"], "network": "minatar_cnn"}
+PRESETS["ppo_minatar"] = {"agent": "monolithic", "network": "minatar_cnn", "num_envs": 128,
+                          "auction_steps_per_update": 16384, "epochs": 3, "minibatch": 4096, "policy_lr": 3e-4,
+                          "value_lr": 3e-4, "entropy": 0.01, "max_grad_norm": 0.5, "value_l2": 0.0,
+                          "lr_decay": 1.0}
+DEFAULT_PRESETS = {"minatar.gym:BaseEnv": "minatar"}
+"""A task's env class (``module:Class``, subclasses included) → the preset it gets by default."""
 
 
 PAPER_TASKS = ("societal/Bandit-v0", "societal/Chain-v0", "societal/Duality-v0", "societal/MentalRotation-v0",
@@ -310,8 +319,8 @@ PAPER_TASKS = ("societal/Bandit-v0", "societal/Chain-v0", "societal/Duality-v0",
 
 
 def default_preset(env: str, env_kwargs: dict | None = None) -> str:
-    """``paper`` on the paper's tasks, ``control`` on tasks of feature vectors without a table, ``general`` on any
-    other."""
+    """``paper`` on the paper's tasks, the preset ``DEFAULT_PRESETS`` names for the task's class, ``control`` on
+    tasks of feature vectors without a table, ``general`` on any other."""
     if env in PAPER_TASKS:
         return "paper"
     import gymnasium as gym  # here, not above: a Config (and the command line's help) needs no environment
@@ -320,6 +329,9 @@ def default_preset(env: str, env_kwargs: dict | None = None) -> str:
     from societal.environments.vector import make
 
     probe = make(env, **(env_kwargs or {}))
+    for cls in type(probe.unwrapped).__mro__:
+        if (preset := DEFAULT_PRESETS.get(f"{cls.__module__}:{cls.__qualname__}")) is not None:
+            return preset
     space = probe.observation_space
     features = isinstance(space, gym.spaces.Box) and len(space.shape) == 1
     return "control" if features and finite_mdp(probe) is None else "general"

@@ -19,28 +19,42 @@ import pandas as pd
 
 from societal.errors import SocietalError
 
-# family → [(task, env id, env steps)]. Classic control: CleanRL's budget for CartPole and Acrobot, twice it for
-# LunarLander (≤ 1 M); MinAtar: 10 M, as in Young & Tian (2019).
-TASKS: dict[str, list[tuple[str, str, int]]] = {
-    "control": [("cartpole", "CartPole-v1", 500_000), ("acrobot", "Acrobot-v1", 500_000),
-                ("lunarlander", "LunarLander-v3", 1_000_000)],
-    "minatar": [(game.lower(), f"MinAtar/{game}-v1", 10_000_000)
+# RL Baselines3 Zoo's tuned PPO for LunarLander (its hyperparams/ppo.yml): 16 envs × 1,024 steps, minibatches of 64,
+# 4 epochs, γ 0.999, λ 0.98, entropy 0.01, lr 3e-4 (constant)
+ZOO_LUNAR = ["--num-envs", "16", "--set", "auction_steps_per_update=16384", "--set", "minibatch=64", "--set",
+             "gamma=0.999", "--set", "gae_lambda=0.98", "--set", "policy_lr=3e-4", "--set", "value_lr=3e-4",
+             "--set", "lr_anneal=False", "--set", "lr_decay=1.0"]
+# family → [(task, env id, env steps, PPO's flags)]. Classic control: CleanRL's budget and settings (the ppo
+# preset) for CartPole and Acrobot; LunarLander 1 M steps at the Zoo's settings. MinAtar: 10 M, as in Young & Tian
+# (2019), PPO as Pgx's MinAtar example runs it (the ppo_minatar preset).
+TASKS: dict[str, list[tuple[str, str, int, list[str]]]] = {
+    "control": [("cartpole", "CartPole-v1", 500_000, ["--preset", "ppo"]),
+                ("acrobot", "Acrobot-v1", 500_000, ["--preset", "ppo"]),
+                ("lunarlander", "LunarLander-v3", 1_000_000, ["--preset", "ppo", *ZOO_LUNAR])],
+    "minatar": [(game.lower(), f"MinAtar/{game}-v1", 10_000_000, ["--preset", "ppo_minatar"])
                 for game in ("Breakout", "Asterix", "Freeway", "Seaquest", "SpaceInvaders")],
 }
-CONDITIONS: dict[str, dict[str, list[str]]] = {
-    "control": {"society": [], "ppo": ["--preset", "ppo"]},
-    "minatar": {"society": [], "ppo": ["--preset", "ppo_minatar"]},
+# Published returns on the same tasks, to show the PPO baseline is no straw man. Classic control: CleanRL's ppo.py
+# at the settings of the ppo preset, 500 k steps (docs.cleanrl.dev, rl-algorithms/ppo: average episodic return);
+# LunarLander: RL Baselines3 Zoo's PPO at 1 M steps (its benchmark.md, LunarLander-v2). MinAtar: Young & Tian
+# (2019), the best of DQN and AC(λ) after 5 M frames (moving average of 100 training episodes, read from the
+# learning curves of the paper and of the MinAtar README; full action set).
+PUBLISHED: dict[str, tuple[float, str]] = {
+    "cartpole": (490.04, "CleanRL ppo.py"), "acrobot": (-86.36, "CleanRL ppo.py"),
+    "lunarlander": (242.1, "SB3 Zoo PPO"), "breakout": (17.5, "AC(0.8)"), "asterix": (20.0, "AC(0)"),
+    "freeway": (50.0, "DQN"), "seaquest": (20.0, "DQN"), "spaceinvaders": (185.0, "AC(0.8)"),
 }
 GOOD = 0.9  # a society within 10 % of PPO's gain over random play matches it
 RANDOM_EPISODES = 100
 
 
 def commands(family: str, seeds: range, root: Path, scale: float = 1.0) -> list[tuple[Path, list[str]]]:
-    """``(output folder, argv)`` of every (task, condition, seed) of ``family``, budgets × ``scale``."""
+    """``(output folder, argv)`` of every (task, condition, seed) of ``family``, budgets × ``scale``: the society
+    with the settings a user gets by default, PPO with its users' settings."""
     runs = []
     for seed in seeds:
-        for task, env, steps in TASKS[family]:
-            for condition, flags in CONDITIONS[family].items():
+        for task, env, steps, ppo in TASKS[family]:
+            for condition, flags in (("society", []), ("ppo", ppo)):
                 folder = root / family / task / condition / f"seed{seed}"
                 runs.append((folder, ["train", env, *flags, "--steps", str(max(1, int(steps * scale))),
                                       "--seed", str(seed), "--out", str(folder)]))
@@ -66,7 +80,7 @@ def random_return(env_id: str, episodes: int = RANDOM_EPISODES, seed: int = 0) -
 def results(family: str, root: Path) -> pd.DataFrame:
     """One row per run: its task, condition, seed, env steps, wall-clock seconds and last evaluation return."""
     rows = []
-    for task, env, _ in TASKS[family]:
+    for task, env, *_ in TASKS[family]:
         for metrics_csv in sorted((root / family / task).glob("*/seed*/metrics.csv")):
             metrics = pd.read_csv(metrics_csv)
             ev = metrics.dropna(subset=["eval_return_mean"])
@@ -92,7 +106,8 @@ def scores(table: pd.DataFrame) -> pd.DataFrame:
             low, median, high = np.percentile(group.eval_return, [10, 50, 90])
             rows.append({"task": task, "condition": condition, "seeds": len(group), "median": median,
                          "p10": low, "p90": high, "random": random,
-                         "score": (median - random) / (ppo - random) if ppo > random else np.nan})
+                         "score": (median - random) / (ppo - random) if ppo > random else np.nan,
+                         "published": PUBLISHED[task][0], "source": PUBLISHED[task][1]})
     return pd.DataFrame(rows).round(3)
 
 
@@ -103,7 +118,7 @@ def summarize(family: str, root: Path) -> pd.DataFrame:
 
     table = results(family, root)
     table.to_csv(root / family / "results.csv", index=False)
-    plot_envs({env: evaluations(read_runs(root / family / task)) for task, env, _ in TASKS[family]
+    plot_envs({env: evaluations(read_runs(root / family / task)) for task, env, *_ in TASKS[family]
                if (root / family / task).is_dir()}, root / family / "returns.png")
     summary = scores(table)
     summary.to_csv(root / family / "scores.csv", index=False)
