@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from societal.environments.minatar.base import MinAtarTwin
-from societal.environments.minatar.grid import assign, at, board, first, paint, shift, spot
+from societal.environments.minatar.cells import assign, at, board, first, paint, shift, spot
 
 # MinAtar's constants and action indices
 MAX_OXYGEN, INIT_SPAWN_SPEED, DIVER_SPAWN_SPEED, INIT_MOVE_INTERVAL = 200, 20, 30, 5

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from societal.environments.minatar.base import MinAtarTwin
-from societal.environments.minatar.grid import assign, shift, spot
+from societal.environments.minatar.cells import assign, shift, spot
 
 # MinAtar's constants and action indices
 SHOT_COOL_DOWN, ENEMY_MOVE_INTERVAL, ENEMY_SHOT_INTERVAL = 5, 12, 10
