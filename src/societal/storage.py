@@ -264,7 +264,7 @@ def read_checkpoint(path: Path, name: str, config: Config) -> dict:
     """``checkpoints/<name>.pt`` of the run folder ``path`` whose ``config.json`` says ``config``."""
     if name not in ("best", "last"):
         raise SocietalError(f"unknown checkpoint {name!r}; allowed: best, last")
-    file = path / "checkpoints" / f"{name}.pt"
+    file = checkpoint_file(path, name)
     if not file.is_file():
         raise SocietalError(f"{path} has no checkpoint {file.name} (every run writes best.pt and last.pt as it starts)")
     try:
@@ -286,3 +286,51 @@ def read_checkpoint(path: Path, name: str, config: Config) -> dict:
         raise SocietalError(f"checkpoint {file} does not belong to {path}: its settings differ from config.json "
                             f"in {', '.join(differ)}")
     return ckpt
+
+
+def checkpoint_file(path: Path, name: str) -> Path:
+    return path / "checkpoints" / f"{name}.pt"
+
+
+def load_weights(module: torch.nn.Module, weights: object, file: Path, what: str) -> None:
+    """Load ``weights`` (read from the checkpoint ``file``) into ``module``; weights of other names or shapes (a
+    run of another task, a file rewritten with its digest) are one line naming ``file`` and what differs."""
+    try:
+        module.load_state_dict(weights)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        # PyTorch's first line only says which module; the second what differs
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise SocietalError(f"checkpoint {file} does not fit {what}: {lines[min(1, len(lines) - 1)].rstrip('.')}"
+                            ) from None
+
+
+def check_fits(file: Path, expected: dict, given: dict, optional: tuple[str, ...] = ()) -> None:
+    """Refuse, in one line naming ``file``, a checkpoint's content ``given`` that lacks an entry of ``expected``
+    (the same parts as this run builds them), or holds a tensor of another shape or dtype there: loading it would
+    fail midway, or broadcast it without a word. Entries named in ``optional`` may be absent (older checkpoints)."""
+    found = _difference(expected, given, "", optional)
+    if found:
+        raise SocietalError(f"checkpoint {file} does not fit this run: {found}")
+
+
+def _difference(expected: object, given: object, where: str, optional: tuple[str, ...]) -> str | None:
+    """Where ``given`` first differs from ``expected`` (``where``: the dotted path to both), or None."""
+    if isinstance(expected, dict):
+        if not isinstance(given, dict):
+            return f"{where} is not a dictionary"
+        for key, value in expected.items():
+            inner = f"{where}.{key}" if where else str(key)
+            if key not in given:
+                if key in optional:
+                    continue
+                return f"{inner} is missing"
+            found = _difference(value, given[key], inner, optional)
+            if found:
+                return found
+    elif isinstance(expected, torch.Tensor):
+        if not isinstance(given, torch.Tensor):
+            return f"{where} is not a tensor"
+        if given.dtype != expected.dtype or given.shape != expected.shape:
+            return (f"{where} is {str(given.dtype).removeprefix('torch.')} of shape {tuple(given.shape)}, where "
+                    f"{str(expected.dtype).removeprefix('torch.')} of shape {tuple(expected.shape)} is needed")
+    return None
