@@ -161,6 +161,11 @@ class RunWriter:
         with _writing(self.path / "tensorboard"):  # its thread's write error surfaces at the next event
             self.tensorboard.file_writer.add_summary(Summary(value=scalars), row["env_steps"])
 
+    def flush(self) -> None:
+        """Write out the TensorBoard events logged so far (before a checkpoint: none is lost with the process)."""
+        with _writing(self.path / "tensorboard"):
+            self.tensorboard.flush()
+
     def bids(self, rows: list[dict]) -> None:
         self._append("bids", rows)
 

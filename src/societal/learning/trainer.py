@@ -95,7 +95,7 @@ class Trainer:
 
     def checkpoint(self) -> None:
         """``last.pt``: the weights and everything a resumed run needs."""
-        self.writer.tensorboard.flush()  # nothing logged before the checkpoint is lost with the process
+        self.writer.flush()
         self.writer.checkpoint("last", {**self.weights(math.nan), "resume": self.state_dict()})
         self.last_checkpoint, self.checkpoint_time = self.update, time.perf_counter()
 
@@ -138,9 +138,13 @@ class Trainer:
                 self.checkpoint()
         finally:
             self.writer.close()
-            for part in (self.parts.learner, self.parts.option_learner, self.parts.collector):
-                if part is not None:
-                    part.finish_compiling()
+            self.finish_compiling()
+
+    def finish_compiling(self) -> None:
+        """Wait for the compiles in progress: a process that exits while the compiler works aborts."""
+        for part in (self.parts.learner, self.parts.option_learner, self.parts.collector):
+            if part is not None:
+                part.finish_compiling()
 
     # ---- state -----------------------------------------------------------------------------------
     @property
