@@ -1,5 +1,6 @@
-"""Faults of the machine under a run: a run folder made read-only or removed while it trains. Each is one line
-and a non-zero exit, or works; never a traceback, and the last checkpoint stays resumable."""
+"""Faults of the machine under a run: a run folder made read-only or removed while it trains, and a metrics.csv
+left damaged by a process killed while writing it. Each is one line and a non-zero exit, or works; never a
+traceback, and the last checkpoint stays resumable."""
 
 import contextlib
 import os
@@ -85,3 +86,39 @@ def test_a_run_folder_removed_while_it_trains_is_one_line_and_nothing_is_made_ag
     assert not folder.exists()
     for argv in (["train", "--resume", str(folder)], ["eval", str(folder)]):
         assert "is not a run folder" in one_line(societal_cli(*argv), 2)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fixture") / "run"
+    societal.train("societal/Chain-v0", steps=8192, eval_episodes=2, out=folder, progress=False)
+    return folder
+
+
+@pytest.mark.parametrize("damage", [
+    b"",  # killed before its header
+    None,  # the header alone: killed before the first row
+    b"update,env_steps,auction_st",  # killed within the header
+    "first row cut short",
+    bytes(range(256)) * 8,  # garbage, as from a damaged disk
+    b"\x00" * 4096,  # a file system's zeros after a crash
+], ids=["empty", "header only", "header cut short", "row cut short", "binary", "zeros"])
+def test_a_damaged_metrics_csv_leaves_report_eval_and_resume_one_line_or_working(damage, finished, tmp_path, capsys):
+    folder = tmp_path / "run"
+    shutil.copytree(finished, folder)
+    metrics = folder / "metrics.csv"
+    lines = metrics.read_bytes().splitlines(keepends=True)
+    if damage is None:
+        damage = lines[0]
+    elif damage == "first row cut short":
+        damage = lines[0] + lines[1][:20]
+    metrics.write_bytes(damage)
+    assert main(["report", str(folder)]) in (0, 2)
+    assert len(capsys.readouterr().err.strip().splitlines()) <= 1
+    assert main(["eval", str(folder), "--episodes", "2"]) == 0
+    assert main(["train", "--resume", str(folder), "--quiet"]) == 0  # finished: nothing to do
+    assert main(["train", "--resume", str(folder), "--steps", "16384", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    updates = list(pd.read_csv(metrics)["update"])
+    assert updates[-2:] == [3, 4] and updates == sorted(set(updates))  # the rows trained since, under a header
+    assert main(["report", str(folder)]) == 0

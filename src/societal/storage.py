@@ -107,12 +107,26 @@ def _writing(what: Path) -> Iterator[None]:
         raise WriteFailed(f"cannot write {what}: {str(e).splitlines()[0]}") from None
 
 
-def _rows_until(file: Path, columns: list[str], update: int) -> str:
-    """``file``'s header and its complete rows of updates up to ``update``, byte for byte as written."""
-    lines = file.read_bytes().decode().splitlines(keepends=True)
-    at = columns.index("update")
-    kept = [line for line in lines[1:] if line.endswith("\n") and int(next(csv.reader([line]))[at]) <= update]
-    return "".join(lines[:1] or [",".join(columns) + "\r\n"]) + "".join(kept)
+def _rows_until(file: Path, columns: list[str], update: int) -> bytes:
+    """``file``'s header and its complete rows of updates up to ``update``, byte for byte as written. A line that is
+    no such row (cut short or garbled by a process killed while writing it, or by a damaged disk) is dropped, and a
+    header that is none is written anew."""
+    lines = file.read_bytes().splitlines(keepends=True) or [b""]
+    header = _fields(lines[0])
+    if not header or "update" not in header:
+        header, lines[0] = columns, (",".join(columns) + "\r\n").encode()
+    at = header.index("update")
+    kept = [line for line in lines[1:] if (row := _fields(line)) and len(row) == len(header) and row[at].isdigit()
+            and int(row[at]) <= update]
+    return lines[0] + b"".join(kept)
+
+
+def _fields(line: bytes) -> list[str] | None:
+    """The CSV fields of a whole line of text; None for a line cut short, or one that is not text."""
+    try:
+        return next(csv.reader([line.decode()]), []) if line.endswith(b"\n") else None
+    except (UnicodeDecodeError, csv.Error):
+        return None
 
 
 class RunWriter:
@@ -141,7 +155,7 @@ class RunWriter:
             for name, columns in (("metrics", METRICS), ("bids", BIDS)):
                 file = path / f"{name}.csv"
                 if resume_at is not None:  # rows written after the checkpoint are done again
-                    write_atomically(file, _rows_until(file, columns, resume_at[0]).encode())
+                    write_atomically(file, _rows_until(file, columns, resume_at[0]))
                 f = open(file, "a" if resume_at is not None else "w", newline="")  # noqa: SIM115  (see close())
                 writer = csv.DictWriter(f, columns, restval="")
                 if resume_at is None:
