@@ -258,6 +258,28 @@ def test_a_private_ray_instance_listens_on_loopback_asks_for_a_token_prints_litt
     assert not (tmp_path / ".ray").exists()  # its token lived in its processes only
 
 
+def test_kill_9_of_a_sweep_driver_leaves_no_ray_process_and_no_temporary_folder(ray_temp, tmp_path):
+    """Ray's agents (dashboard, runtime-env) sometimes outlive their raylet; the driver's watchdog ends them."""
+    ours = {p.name for p in Path(ray_temp).iterdir()}  # the shared cluster's, if it runs
+    args = ["sweep", "societal/Chain-v0", "--grid", "mechanism=ccv,bb", "--steps", "2000000", "--cpus", "2",
+            "--out", str(tmp_path / "sweep")]
+    driver = subprocess.Popen([sys.executable, "-m", "societal", *args], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while len(list((tmp_path / "sweep").glob("*/seed0/checkpoints/last.pt"))) < 2:  # both runs are training
+        assert driver.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    driver.kill()
+    driver.wait()
+    deadline = time.monotonic() + 20
+    while (session(driver.pid) or {p.name for p in Path(ray_temp).iterdir()} - ours) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not session(driver.pid), subprocess.run(["ps", "-o", "pid,args", "-s", str(driver.pid)], text=True,
+                                                   capture_output=True).stdout
+    assert not {p.name for p in Path(ray_temp).iterdir()} - ours  # the instance's temporary folder is removed
+    assert main([*args, "--resume"]) == 0  # and the runs go on from their checkpoints
+
+
 def loopback(ip: str) -> bool:
     """127.0.0.0/8 or ::1, also as IPv6's mapping of IPv4 (``::ffff:127.0.0.1``, where gRPC listens)."""
     address = ipaddress.ip_address(ip)

@@ -11,7 +11,8 @@ a capped object store) and shut down at the end. Every one of its servers listen
 (measured with Ray 2.60: the GCS, the raylet's node-manager and object-manager ports, the runtime-env
 agent, the driver's and every worker's gRPC server), and it asks for a token, a new one of its own, held
 in the environment of its processes, whatever ``RAY_AUTH_MODE`` says: another user of this machine can
-reach its ports but cannot run code on it.
+reach its ports but cannot run code on it. Its files are in a temporary folder of its own, which a watchdog
+(``societal/watchdog.py``) clears, with every process still using it, once the driver ends, even by ``kill -9``.
 
 With an address the runs join that cluster, and their folders must be on storage every node can write.
 They send the token of ``$RAY_AUTH_TOKEN``, ``$RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token`` (unless
@@ -32,6 +33,9 @@ import os
 import secrets
 import shlex
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -56,7 +60,7 @@ def ray_cluster(address: str | None = None, cpus: int | None = None) -> Iterator
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # run folders are absolute; keep the working directory
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # each run writes its own TensorBoard events
     os.environ.setdefault("RAY_worker_niceness", "0")  # Ray's default, 15, starves the runs on a busy machine
-    with authentication(address):
+    with authentication(address), (nullcontext() if address is not None else private_folder()) as folder:
         import ray
 
         try:
@@ -66,10 +70,31 @@ def ray_cluster(address: str | None = None, cpus: int | None = None) -> Iterator
                 else:
                     with loopback_only():
                         ray.init(address="local", num_cpus=cpus or os.cpu_count(), include_dashboard=False,
-                                 _node_ip_address="127.0.0.1", object_store_memory=256 * 2**20, logging_level="ERROR")
+                                 _node_ip_address="127.0.0.1", object_store_memory=256 * 2**20, logging_level="ERROR",
+                                 _temp_dir=folder)
             yield
         finally:
             ray.shutdown()
+
+
+@contextmanager
+def private_folder() -> Iterator[str]:
+    """A new temporary folder of the private Ray instance's own, watched by ``societal/watchdog.py`` (in a session
+    of its own, away from the terminal's signals): once this process leaves the block or dies, however (``kill
+    -9`` too), it stops every process still using the folder and removes it."""
+    base = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"  # where Ray would make its own
+    try:
+        folder = tempfile.mkdtemp(prefix="ray-", dir=base)
+    except OSError as e:
+        raise SocietalError(f"cannot make a temporary folder for Ray in {base}: {e.strerror}") from None
+    watchdog = subprocess.Popen([sys.executable, str(Path(__file__).with_name("watchdog.py")), folder],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    try:
+        yield folder
+    finally:
+        watchdog.stdin.close()  # what it waits for; its own death closes it too
+        watchdog.wait()
 
 
 @contextmanager
