@@ -46,7 +46,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from societal.errors import SocietalError, SocietalWarning, Stopped
+from societal.errors import RunsLost, SocietalError, SocietalWarning, Stopped
 from societal.grid import Runs, check_grid, check_sweep, grid_runs, record_sweep
 from societal.storage import remove_half_made, run_finished
 
@@ -306,18 +306,46 @@ def run_on_ray(runs: Runs, state: Path, resume: bool = False, cpus_per_run: floa
                          for i, (folder, argv, _) in enumerate(runs)])
 
 
+SIGNALS: list[int] = []
+"""The SIGINTs that came during the current ``fit`` (Tune's own handler takes them; ``note_sigint``)."""
+
+
 def fit(tuner, verbose: bool, finished: Callable[[str], bool]) -> list:
     """Tune's results of ``tuner``; SIGINT or SIGTERM stop every trial and raise ``Stopped`` (Tune's state kept).
     Whether a run was cut short is asked of its folder (``finished(name)``): Tune's own record of a trial
-    restored a second time, or after its node was lost, does not say."""
+    restored a second time, or after its node was lost, does not say. Runs cut short without a signal were
+    ended by Ray (a node or a worker lost): ``RunsLost``."""
+    SIGNALS.clear()
     with tune_output(verbose), sigterm_as_sigint() as caught:
         results = list(tuner.fit())
     cut = [r for r in results if r.error is None and not (r.config and finished(r.config["run"]))]
-    if caught or cut:  # Tune stopped every trial and saved its state
-        number = caught[0] if caught else signal.SIGINT
+    if caught or SIGNALS:  # Tune stopped every trial and saved its state
+        number = (caught or SIGNALS)[0]
         raise Stopped(f"stopped by {signal.Signals(number).name}; runs cut short: {len(cut)} (each keeps its "
                       "last checkpoint); go on with the same command and --resume", number)
+    if cut:
+        named = [r.config["run"] for r in cut if r.config]  # a trial that never started has no config
+        raise RunsLost(f"Ray ended {len(cut)} of the runs before they finished, with no error of theirs and no "
+                       f"signal ({', '.join(named[:3]) or 'not started'}{', …' if len(named) > 3 else ''}): a node "
+                       "or a worker was lost, or this driver cannot read their folders; each keeps its last "
+                       "checkpoint; go on with the same command and --resume")
     return results
+
+
+def note_sigint() -> None:
+    """Have the SIGINT handler Tune has just put in (its run's start) note each SIGINT in ``SIGNALS`` first: Tune
+    ends its run alike for a SIGINT and for runs that Ray lost. Tune's handler restores the one before its own,
+    so that a second SIGINT stops at once, as without this."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    tune_handler = signal.getsignal(signal.SIGINT)
+
+    def note(number: int, frame) -> None:
+        SIGNALS.append(number)
+        tune_handler(number, frame)
+
+    if callable(tune_handler):
+        signal.signal(signal.SIGINT, note)
 
 
 @contextmanager
@@ -357,6 +385,11 @@ def progress(every: float = 60.0):
     class Progress(Callback):
         def __init__(self) -> None:
             self.started = self.last = time.monotonic()
+
+        def setup(self, **info) -> None:
+            from societal.distributed import note_sigint  # at run time: the class is saved by value, for --resume
+
+            note_sigint()
 
         def say(self, text: str) -> None:
             print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
