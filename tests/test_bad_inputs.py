@@ -12,6 +12,7 @@ import torch
 import societal
 from societal.cli import main
 from societal.errors import SocietalError
+from societal.storage import digest
 
 CHAIN = ["train", "societal/Chain-v0"]
 
@@ -33,11 +34,20 @@ def runs(tmp_path_factory):
                          ("flipped", lambda p: flip_tensor_bytes(p / "checkpoints" / "best.pt", 64)),
                          ("nested", lambda p: (p / "config.json").write_text('{"env_kwargs": {"a": '
                                                                               + "[" * 10**5 + "]" * 10**5 + "}}")),
+                         ("noweights", lambda p: [rewrite(p / "checkpoints" / f"{n}.pt", lambda c: c["agent"].clear())
+                                                  for n in ("best", "last")]),
+                         ("wideweights", lambda p: [rewrite(p / "checkpoints" / f"{n}.pt", widen_theta)
+                                                    for n in ("best", "last")]),
+                         ("noppo", lambda p: rewrite(p / "checkpoints" / "last.pt", lambda c: c["resume"].pop("ppo"))),
+                         ("smallppo", lambda p: rewrite(p / "checkpoints" / "last.pt",  # would broadcast in silence
+                                                        lambda c: c["resume"]["ppo"].update(m=torch.zeros(1)))),
                          ("emptymetrics", lambda p: (p / "metrics.csv").write_text("")),
                          ("textmetrics", lambda p: (p / "metrics.csv").write_text("env_steps,wall_s,eval_return_mean\n"
                                                                                  "many,long,high\n"))):
         shutil.copytree(root / "chain", root / name)
         change(root / name)
+    shutil.copytree(root / "monolithic", root / "nooption")
+    rewrite(root / "nooption" / "checkpoints" / "best.pt", lambda c: c["agent"].clear())
     (root / "afile").write_text("a file, not a folder")
     (root / "dangling").symlink_to(root / "nowhere")
     return root
@@ -52,6 +62,19 @@ def flip_tensor_bytes(file, count):
     start = record.header_offset + 30 + name_length + extra_length + record.file_size // 2 - count // 2
     data[start:start + count] = bytes(b ^ 0xFF for b in data[start:start + count])
     file.write_bytes(bytes(data))
+
+
+def rewrite(file, change):
+    """``change`` a checkpoint's content and write it with its digest made anew: a file whose damage the digest
+    cannot see (the mistake of a program, or a run of another task)."""
+    checkpoint = torch.load(file, weights_only=True)
+    change(checkpoint)
+    checkpoint["digest"] = digest({k: v for k, v in checkpoint.items() if k not in ("format", "digest")})
+    torch.save(checkpoint, file)
+
+
+def widen_theta(checkpoint):
+    checkpoint["agent"]["theta"] = torch.zeros(3, 3)
 
 
 def edit_config(path, **changes):
@@ -129,6 +152,16 @@ CLI = [
     ([*CHAIN, "--init-from", "{monolithic}"], "cannot transfer from"),
     ([*CHAIN, "--agent", "factorized", "--init-from", "{monolithic}"], "cannot transfer from"),
     ([*CHAIN, "--init-from", "{badjson}"], "corrupt"),
+    (["train", "societal/Bandit-v0", "--init-from", "{chain}"],
+     "chain/checkpoints/best.pt: its agent differs from this one in num_primitives (2, not 4), obs_shape ([6], not "),
+    ([*CHAIN, "--init-from", "{noweights}"],
+     'noweights/checkpoints/best.pt does not fit this run\'s agent: Missing key(s) in state_dict: "theta"'),
+    ([*CHAIN, "--init-from", "{wideweights}"], "wideweights/checkpoints/best.pt does not fit this run's agent: size "
+                                                 "mismatch for theta"),
+    ([*CHAIN, "--options", "{monolithic}", "--set", "option_done_action=1"],
+     "monolithic/checkpoints/best.pt on observations of shape (1,) with 4 actions, societal/Chain-v0 has (6,) with 2"),
+    (["train", "societal/Bandit-v0", "--options", "{monolithic}", "{nooption}", "--set", "option_done_action=1"],
+     'nooption/checkpoints/best.pt does not fit the option of its agent_spec: Missing key(s) in state_dict: "theta"'),
     ([*CHAIN, "--out", "{chain}"], "already exists"),
     ([*CHAIN, "--out", "{afile}/run"], "is not a folder"),
     ([*CHAIN, "--out", "{dangling}"], "is a dangling link"),
@@ -138,6 +171,11 @@ CLI = [
     (["train", "--resume", "{badjson}"], "corrupt"),
     (["train", "--resume", "{nolast}"], "has no checkpoint last.pt"),
     (["train", "--resume", "{otherenv}"], "does not belong to"),
+    (["train", "--resume", "{noweights}"], "noweights/checkpoints/last.pt does not fit this run's agent: Missing key"),
+    (["train", "--resume", "{wideweights}"], "last.pt does not fit this run's agent: size mismatch for theta"),
+    (["train", "--resume", "{noppo}"], "noppo/checkpoints/last.pt does not fit this run: resume.ppo is missing"),
+    (["train", "--resume", "{smallppo}"],
+     "last.pt does not fit this run: resume.ppo.m is float32 of shape (1,), where float32 of shape (2, 275) is needed"),
     (["train", "societal/Chain-v0", "--resume", "{chain}"], "not both"),
     (["train"], "give an environment to train on"),
     (["train", "--resume", "{chain}", "--preset", "general"], "a resumed run keeps its preset"),
@@ -153,6 +191,7 @@ CLI = [
     (["eval", "{garbage}"], "cannot read checkpoint"),
     (["eval", "{pickle}"], "cannot read checkpoint"),
     (["eval", "{flipped}"], "does not match the digest written with it"),
+    (["eval", "{wideweights}"], "wideweights/checkpoints/best.pt does not fit the agent of its agent_spec: size"),
     (["eval", "{nested}"], "maximum recursion depth exceeded"),
     (["eval", "{chain}", "--seed", str(2**64)], "--seed must be in [0, 2³²), got 18446744073709551616"),
     (["eval", "{nolast}", "--checkpoint", "last"], "has no checkpoint last.pt"),

@@ -226,6 +226,34 @@ def test_progress_is_a_line_per_event_and_a_line_of_counts(capsys):
                      "1 running, 1 finished, 1 failed, 2 waiting (0 min)"]
 
 
+def test_runs_that_ray_ended_without_a_signal_are_exit_1_and_not_a_false_sigint():
+    """Tune ends runs alike when a SIGINT comes and when Ray loses their node: only a signal is a stop."""
+    from societal.distributed import fit, note_sigint
+    from societal.errors import RunsLost, Stopped
+
+    class Tuner:
+        def __init__(self, interrupt):
+            self.interrupt = interrupt
+
+        def fit(self):
+            signal.signal(signal.SIGINT, lambda number, frame: None)  # Tune's handler: it ends the run gracefully
+            note_sigint()  # as the sweep's callback does once Tune's run starts
+            if self.interrupt:
+                os.kill(os.getpid(), signal.SIGINT)
+            return [*(SimpleNamespace(error=None, config={"run": name}) for name in ("a/seed0", "b/seed0")),
+                    SimpleNamespace(error=None, config=None)]  # a trial that never started
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(RunsLost, match=r"Ray ended 2 of the runs .* \(b/seed0\): a node or a worker was lost"):
+            fit(Tuner(interrupt=False), False, lambda name: name == "a/seed0")
+        with pytest.raises(Stopped, match="stopped by SIGINT; runs cut short: 2") as stopped:
+            fit(Tuner(interrupt=True), False, lambda name: name == "a/seed0")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert RunsLost.exit_status == 1 and stopped.value.exit_status == 130
+
+
 def test_a_private_ray_instance_listens_on_loopback_asks_for_a_token_prints_little_and_leaves_nothing(tmp_path):
     import ray  # noqa: F401  (puts the psutil that comes with Ray on the path)
 
@@ -256,6 +284,28 @@ def test_a_private_ray_instance_listens_on_loopback_asks_for_a_token_prints_litt
     time.sleep(2)
     assert not session(sweep.pid)
     assert not (tmp_path / ".ray").exists()  # its token lived in its processes only
+
+
+def test_kill_9_of_a_sweep_driver_leaves_no_ray_process_and_no_temporary_folder(ray_temp, tmp_path):
+    """Ray's agents (dashboard, runtime-env) sometimes outlive their raylet; the driver's watchdog ends them."""
+    ours = {p.name for p in Path(ray_temp).iterdir()}  # the shared cluster's, if it runs
+    args = ["sweep", "societal/Chain-v0", "--grid", "mechanism=ccv,bb", "--steps", "2000000", "--cpus", "2",
+            "--out", str(tmp_path / "sweep")]
+    driver = subprocess.Popen([sys.executable, "-m", "societal", *args], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while len(list((tmp_path / "sweep").glob("*/seed0/checkpoints/last.pt"))) < 2:  # both runs are training
+        assert driver.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    driver.kill()
+    driver.wait()
+    deadline = time.monotonic() + 20
+    while (session(driver.pid) or {p.name for p in Path(ray_temp).iterdir()} - ours) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not session(driver.pid), subprocess.run(["ps", "-o", "pid,args", "-s", str(driver.pid)], text=True,
+                                                   capture_output=True).stdout
+    assert not {p.name for p in Path(ray_temp).iterdir()} - ours  # the instance's temporary folder is removed
+    assert main([*args, "--resume"]) == 0  # and the runs go on from their checkpoints
 
 
 def loopback(ip: str) -> bool:

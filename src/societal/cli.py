@@ -56,9 +56,11 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume is not None:  # named again by the user: a module beside the run may be imported
         import_named(args.imports)
     run = train(**kwargs)
-    last = run.metrics.dropna(subset=["eval_return_mean"]).iloc[-1]
-    print(f"{run.path}: {run.env_steps:,} env steps, evaluation return {last.eval_return_mean:.4f} ± "
-          f"{last.eval_return_std:.4f} (budget {run.config.steps:,} env steps, in whole updates)")
+    evaluations = run.metrics.dropna(subset=["eval_return_mean"])
+    # none where a finished run is resumed after its metrics.csv was damaged (its rows are not made again)
+    last = "no evaluation in its metrics.csv" if evaluations.empty else (
+        f"evaluation return {evaluations.eval_return_mean.iloc[-1]:.4f} ± {evaluations.eval_return_std.iloc[-1]:.4f}")
+    print(f"{run.path}: {run.env_steps:,} env steps, {last} (budget {run.config.steps:,} env steps, in whole updates)")
     return 0
 
 

@@ -11,7 +11,8 @@ a capped object store) and shut down at the end. Every one of its servers listen
 (measured with Ray 2.60: the GCS, the raylet's node-manager and object-manager ports, the runtime-env
 agent, the driver's and every worker's gRPC server), and it asks for a token, a new one of its own, held
 in the environment of its processes, whatever ``RAY_AUTH_MODE`` says: another user of this machine can
-reach its ports but cannot run code on it.
+reach its ports but cannot run code on it. Its files are in a temporary folder of its own, which a watchdog
+(``societal/watchdog.py``) clears, with every process still using it, once the driver ends, even by ``kill -9``.
 
 With an address the runs join that cluster, and their folders must be on storage every node can write.
 They send the token of ``$RAY_AUTH_TOKEN``, ``$RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token`` (unless
@@ -32,6 +33,9 @@ import os
 import secrets
 import shlex
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -42,7 +46,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from societal.errors import SocietalError, SocietalWarning, Stopped
+from societal.errors import RunsLost, SocietalError, SocietalWarning, Stopped
 from societal.grid import Runs, check_grid, check_sweep, grid_runs, record_sweep
 from societal.storage import remove_half_made, run_finished
 
@@ -56,7 +60,7 @@ def ray_cluster(address: str | None = None, cpus: int | None = None) -> Iterator
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # run folders are absolute; keep the working directory
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # each run writes its own TensorBoard events
     os.environ.setdefault("RAY_worker_niceness", "0")  # Ray's default, 15, starves the runs on a busy machine
-    with authentication(address):
+    with authentication(address), (nullcontext() if address is not None else private_folder()) as folder:
         import ray
 
         try:
@@ -66,10 +70,31 @@ def ray_cluster(address: str | None = None, cpus: int | None = None) -> Iterator
                 else:
                     with loopback_only():
                         ray.init(address="local", num_cpus=cpus or os.cpu_count(), include_dashboard=False,
-                                 _node_ip_address="127.0.0.1", object_store_memory=256 * 2**20, logging_level="ERROR")
+                                 _node_ip_address="127.0.0.1", object_store_memory=256 * 2**20, logging_level="ERROR",
+                                 _temp_dir=folder)
             yield
         finally:
             ray.shutdown()
+
+
+@contextmanager
+def private_folder() -> Iterator[str]:
+    """A new temporary folder of the private Ray instance's own, watched by ``societal/watchdog.py`` (in a session
+    of its own, away from the terminal's signals): once this process leaves the block or dies, however (``kill
+    -9`` too), it stops every process still using the folder and removes it."""
+    base = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"  # where Ray would make its own
+    try:
+        folder = tempfile.mkdtemp(prefix="ray-", dir=base)
+    except OSError as e:
+        raise SocietalError(f"cannot make a temporary folder for Ray in {base}: {e.strerror}") from None
+    watchdog = subprocess.Popen([sys.executable, str(Path(__file__).with_name("watchdog.py")), folder],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    try:
+        yield folder
+    finally:
+        watchdog.stdin.close()  # what it waits for; its own death closes it too
+        watchdog.wait()
 
 
 @contextmanager
@@ -281,18 +306,46 @@ def run_on_ray(runs: Runs, state: Path, resume: bool = False, cpus_per_run: floa
                          for i, (folder, argv, _) in enumerate(runs)])
 
 
+SIGNALS: list[int] = []
+"""The SIGINTs that came during the current ``fit`` (Tune's own handler takes them; ``note_sigint``)."""
+
+
 def fit(tuner, verbose: bool, finished: Callable[[str], bool]) -> list:
     """Tune's results of ``tuner``; SIGINT or SIGTERM stop every trial and raise ``Stopped`` (Tune's state kept).
     Whether a run was cut short is asked of its folder (``finished(name)``): Tune's own record of a trial
-    restored a second time, or after its node was lost, does not say."""
+    restored a second time, or after its node was lost, does not say. Runs cut short without a signal were
+    ended by Ray (a node or a worker lost): ``RunsLost``."""
+    SIGNALS.clear()
     with tune_output(verbose), sigterm_as_sigint() as caught:
         results = list(tuner.fit())
     cut = [r for r in results if r.error is None and not (r.config and finished(r.config["run"]))]
-    if caught or cut:  # Tune stopped every trial and saved its state
-        number = caught[0] if caught else signal.SIGINT
+    if caught or SIGNALS:  # Tune stopped every trial and saved its state
+        number = (caught or SIGNALS)[0]
         raise Stopped(f"stopped by {signal.Signals(number).name}; runs cut short: {len(cut)} (each keeps its "
                       "last checkpoint); go on with the same command and --resume", number)
+    if cut:
+        named = [r.config["run"] for r in cut if r.config]  # a trial that never started has no config
+        raise RunsLost(f"Ray ended {len(cut)} of the runs before they finished, with no error of theirs and no "
+                       f"signal ({', '.join(named[:3]) or 'not started'}{', …' if len(named) > 3 else ''}): a node "
+                       "or a worker was lost, or this driver cannot read their folders; each keeps its last "
+                       "checkpoint; go on with the same command and --resume")
     return results
+
+
+def note_sigint() -> None:
+    """Have the SIGINT handler Tune has just put in (its run's start) note each SIGINT in ``SIGNALS`` first: Tune
+    ends its run alike for a SIGINT and for runs that Ray lost. Tune's handler restores the one before its own,
+    so that a second SIGINT stops at once, as without this."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    tune_handler = signal.getsignal(signal.SIGINT)
+
+    def note(number: int, frame) -> None:
+        SIGNALS.append(number)
+        tune_handler(number, frame)
+
+    if callable(tune_handler):
+        signal.signal(signal.SIGINT, note)
 
 
 @contextmanager
@@ -332,6 +385,11 @@ def progress(every: float = 60.0):
     class Progress(Callback):
         def __init__(self) -> None:
             self.started = self.last = time.monotonic()
+
+        def setup(self, **info) -> None:
+            from societal.distributed import note_sigint  # at run time: the class is saved by value, for --resume
+
+            note_sigint()
 
         def say(self, text: str) -> None:
             print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)

@@ -19,6 +19,13 @@ class EnvironmentFailed(SocietalError):
     exit_status = 1
 
 
+class RunsLost(SocietalError):
+    """Runs of a sweep ended before their budget with no error of their own and no signal (Ray lost their node
+    or worker); each keeps its last checkpoint, and ``--resume`` goes on."""
+
+    exit_status = 1
+
+
 class Diverged(SocietalError):
     """A bid, utility, loss, gradient or parameter became NaN or infinite; the last good checkpoint is kept."""
 

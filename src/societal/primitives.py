@@ -19,7 +19,7 @@ from societal.config import Config
 from societal.environments.vector import VecEnv
 from societal.errors import SocietalError
 from societal.monolithic import Monolithic
-from societal.storage import read_checkpoint, read_config
+from societal.storage import checkpoint_file, load_weights, read_checkpoint, read_config
 
 
 @dataclass
@@ -77,9 +77,15 @@ class Options:
         specs = [c["agent_spec"] for c in checkpoints]
         if any(c.agent != "monolithic" for c in configs) or any(s != specs[0] for s in specs):
             raise SocietalError(f"options must be monolithic runs with one architecture: {', '.join(map(str, paths))}")
-        if not 0 <= done_action < specs[0]["num_primitives"]:
+        try:
+            one = Monolithic(**specs[0])
+        except (TypeError, ValueError) as e:
+            raise SocietalError(f"cannot rebuild the option of {paths[0]}: {str(e).splitlines()[0]}") from None
+        for path, checkpoint in zip(paths, checkpoints):
+            load_weights(one, checkpoint["agent"], checkpoint_file(Path(path), "best"), "the option of its agent_spec")
+        if not 0 <= done_action < one.num_primitives:
             raise SocietalError(f"option_done_action {done_action} is not an action of the options (they have "
-                                f"{specs[0]['num_primitives']}: 0 … {specs[0]['num_primitives'] - 1})")
+                                f"{one.num_primitives}: 0 … {one.num_primitives - 1})")
         net = Monolithic(**{**specs[0], "num_learners": len(paths)}).to(device)
         with torch.no_grad():
             net.theta.copy_(torch.cat([c["agent"]["theta"] for c in checkpoints]))
@@ -124,9 +130,9 @@ class Options:
         return Transition(obs, reward, env_return, terminated, truncated, duration, final_obs)
 
 
-def make_primitives(config: Config, num_actions: int, device: torch.device, options: dict | None = None,
+def make_primitives(config: Config, num_actions: int, device: torch.device,
                     trainable: bool = False) -> LiteralActions | Options:
-    """The environment's actions, or the options of ``config.options`` (with fine-tuned weights ``options``).
+    """The environment's actions, or the options of ``config.options`` as their runs trained them.
 
     ``trainable`` options record their inner steps for PPO: only the trainer's collection asks for that.
     """
@@ -135,7 +141,4 @@ def make_primitives(config: Config, num_actions: int, device: torch.device, opti
     missing = [p for p in config.options if not (Path(p) / "config.json").is_file()]
     if missing:
         raise SocietalError(f"options must be run folders of monolithic runs; not a run folder: {', '.join(missing)}")
-    primitives = Options.from_runs(list(config.options), config.gamma, config.option_done_action, device, trainable)
-    if options is not None:
-        primitives.net.load_state_dict(options)
-    return primitives
+    return Options.from_runs(list(config.options), config.gamma, config.option_done_action, device, trainable)

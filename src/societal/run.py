@@ -18,7 +18,7 @@ from societal.imports import import_recorded
 from societal.monolithic import Monolithic
 from societal.primitives import LiteralActions, Options, make_primitives
 from societal.society import Society
-from societal.storage import read_checkpoint, read_config
+from societal.storage import checkpoint_file, load_weights, read_checkpoint, read_config
 
 
 @dataclass
@@ -64,16 +64,19 @@ class Run:
 
     def primitives(self, device: str | torch.device = "cpu") -> LiteralActions | Options:
         """The primitives this run's agent chooses among (actions, or options as trained)."""
-        return make_primitives(self.config, self.agent.num_primitives, torch.device(device), self.options)
+        primitives = make_primitives(self.config, self.agent.num_primitives, torch.device(device))
+        if self.options is not None and isinstance(primitives, Options):
+            load_weights(primitives.net, self.options, checkpoint_file(self.path, self.checkpoint), "its options")
+        return primitives
 
 
-def agent_of(config: Config, checkpoint: dict) -> Society | Monolithic:
-    """The agent a checkpoint holds (its weights loaded)."""
+def agent_of(config: Config, checkpoint: dict, file: Path) -> Society | Monolithic:
+    """The agent the checkpoint ``file`` holds (its weights loaded)."""
     try:
         agent = (Society if config.agent == "society" else Monolithic)(**checkpoint["agent_spec"])
-        agent.load_state_dict(checkpoint["agent"])
-    except (TypeError, RuntimeError, KeyError) as e:
-        raise SocietalError(f"cannot rebuild the agent of this checkpoint: {str(e).splitlines()[0]}") from None
+    except (TypeError, ValueError, KeyError) as e:
+        raise SocietalError(f"cannot rebuild the agent of checkpoint {file}: {str(e).splitlines()[0]}") from None
+    load_weights(agent, checkpoint["agent"], file, "the agent of its agent_spec")
     return agent
 
 
@@ -85,5 +88,6 @@ def load(path: str | Path, checkpoint: str = "best") -> Run:
     config = read_config(path)
     import_recorded(config.env, config.imports, path)
     ckpt = read_checkpoint(path, checkpoint, config)
-    return Run(path, config, agent_of(config, ckpt), ckpt["update"], ckpt["env_steps"], ckpt.get("options"),
-               checkpoint, ckpt.get("eval_return", float("nan")))
+    agent = agent_of(config, ckpt, checkpoint_file(path, checkpoint))
+    return Run(path, config, agent, ckpt["update"], ckpt["env_steps"], ckpt.get("options"), checkpoint,
+               ckpt.get("eval_return", float("nan")))

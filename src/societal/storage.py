@@ -107,12 +107,26 @@ def _writing(what: Path) -> Iterator[None]:
         raise WriteFailed(f"cannot write {what}: {str(e).splitlines()[0]}") from None
 
 
-def _rows_until(file: Path, columns: list[str], update: int) -> str:
-    """``file``'s header and its complete rows of updates up to ``update``, byte for byte as written."""
-    lines = file.read_bytes().decode().splitlines(keepends=True)
-    at = columns.index("update")
-    kept = [line for line in lines[1:] if line.endswith("\n") and int(next(csv.reader([line]))[at]) <= update]
-    return "".join(lines[:1] or [",".join(columns) + "\r\n"]) + "".join(kept)
+def _rows_until(file: Path, columns: list[str], update: int) -> bytes:
+    """``file``'s header and its complete rows of updates up to ``update``, byte for byte as written. A line that is
+    no such row (cut short or garbled by a process killed while writing it, or by a damaged disk) is dropped, and a
+    header that is none is written anew."""
+    lines = file.read_bytes().splitlines(keepends=True) or [b""]
+    header = _fields(lines[0])
+    if not header or "update" not in header:
+        header, lines[0] = columns, (",".join(columns) + "\r\n").encode()
+    at = header.index("update")
+    kept = [line for line in lines[1:] if (row := _fields(line)) and len(row) == len(header) and row[at].isdigit()
+            and int(row[at]) <= update]
+    return lines[0] + b"".join(kept)
+
+
+def _fields(line: bytes) -> list[str] | None:
+    """The CSV fields of a whole line of text; None for a line cut short, or one that is not text."""
+    try:
+        return next(csv.reader([line.decode()]), []) if line.endswith(b"\n") else None
+    except (UnicodeDecodeError, csv.Error):
+        return None
 
 
 class RunWriter:
@@ -141,7 +155,7 @@ class RunWriter:
             for name, columns in (("metrics", METRICS), ("bids", BIDS)):
                 file = path / f"{name}.csv"
                 if resume_at is not None:  # rows written after the checkpoint are done again
-                    write_atomically(file, _rows_until(file, columns, resume_at[0]).encode())
+                    write_atomically(file, _rows_until(file, columns, resume_at[0]))
                 f = open(file, "a" if resume_at is not None else "w", newline="")  # noqa: SIM115  (see close())
                 writer = csv.DictWriter(f, columns, restval="")
                 if resume_at is None:
@@ -160,6 +174,11 @@ class RunWriter:
                    if key not in ("update", "env_steps") and isinstance(value, float) and math.isfinite(value)]
         with _writing(self.path / "tensorboard"):  # its thread's write error surfaces at the next event
             self.tensorboard.file_writer.add_summary(Summary(value=scalars), row["env_steps"])
+
+    def flush(self) -> None:
+        """Write out the TensorBoard events logged so far (before a checkpoint: none is lost with the process)."""
+        with _writing(self.path / "tensorboard"):
+            self.tensorboard.flush()
 
     def bids(self, rows: list[dict]) -> None:
         self._append("bids", rows)
@@ -264,7 +283,7 @@ def read_checkpoint(path: Path, name: str, config: Config) -> dict:
     """``checkpoints/<name>.pt`` of the run folder ``path`` whose ``config.json`` says ``config``."""
     if name not in ("best", "last"):
         raise SocietalError(f"unknown checkpoint {name!r}; allowed: best, last")
-    file = path / "checkpoints" / f"{name}.pt"
+    file = checkpoint_file(path, name)
     if not file.is_file():
         raise SocietalError(f"{path} has no checkpoint {file.name} (every run writes best.pt and last.pt as it starts)")
     try:
@@ -286,3 +305,51 @@ def read_checkpoint(path: Path, name: str, config: Config) -> dict:
         raise SocietalError(f"checkpoint {file} does not belong to {path}: its settings differ from config.json "
                             f"in {', '.join(differ)}")
     return ckpt
+
+
+def checkpoint_file(path: Path, name: str) -> Path:
+    return path / "checkpoints" / f"{name}.pt"
+
+
+def load_weights(module: torch.nn.Module, weights: object, file: Path, what: str) -> None:
+    """Load ``weights`` (read from the checkpoint ``file``) into ``module``; weights of other names or shapes (a
+    run of another task, a file rewritten with its digest) are one line naming ``file`` and what differs."""
+    try:
+        module.load_state_dict(weights)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        # PyTorch's first line only says which module; the second what differs
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise SocietalError(f"checkpoint {file} does not fit {what}: {lines[min(1, len(lines) - 1)].rstrip('.')}"
+                            ) from None
+
+
+def check_fits(file: Path, expected: dict, given: dict, optional: tuple[str, ...] = ()) -> None:
+    """Refuse, in one line naming ``file``, a checkpoint's content ``given`` that lacks an entry of ``expected``
+    (the same parts as this run builds them), or holds a tensor of another shape or dtype there: loading it would
+    fail midway, or broadcast it without a word. Entries named in ``optional`` may be absent (older checkpoints)."""
+    found = _difference(expected, given, "", optional)
+    if found:
+        raise SocietalError(f"checkpoint {file} does not fit this run: {found}")
+
+
+def _difference(expected: object, given: object, where: str, optional: tuple[str, ...]) -> str | None:
+    """Where ``given`` first differs from ``expected`` (``where``: the dotted path to both), or None."""
+    if isinstance(expected, dict):
+        if not isinstance(given, dict):
+            return f"{where} is not a dictionary"
+        for key, value in expected.items():
+            inner = f"{where}.{key}" if where else str(key)
+            if key not in given:
+                if key in optional:
+                    continue
+                return f"{inner} is missing"
+            found = _difference(value, given[key], inner, optional)
+            if found:
+                return found
+    elif isinstance(expected, torch.Tensor):
+        if not isinstance(given, torch.Tensor):
+            return f"{where} is not a tensor"
+        if given.dtype != expected.dtype or given.shape != expected.shape:
+            return (f"{where} is {str(given.dtype).removeprefix('torch.')} of shape {tuple(given.shape)}, where "
+                    f"{str(expected.dtype).removeprefix('torch.')} of shape {tuple(expected.shape)} is needed")
+    return None

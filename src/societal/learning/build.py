@@ -24,7 +24,7 @@ from societal.learning.rollout import Collector
 from societal.monolithic import Monolithic
 from societal.primitives import LiteralActions, Options, make_primitives
 from societal.society import Society
-from societal.storage import read_checkpoint, read_config
+from societal.storage import checkpoint_file, load_weights, read_checkpoint, read_config
 
 
 @dataclass
@@ -91,6 +91,7 @@ def build(config: Config, transfer: bool = True) -> Parts:
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     primitives = make_primitives(config, int(probe.action_space.n), device, trainable=config.train_options)
+    check_options(config, probe, primitives)
     vec = make_vec(config.env, config.env_kwargs, config.num_envs, device)
     shape = obs_shape(probe.observation_space)
     c = config
@@ -132,6 +133,19 @@ def check_evaluation_env(config: Config, probe: gym.Env) -> None:
                             f"{probe.action_space}); evaluation must be on the same spaces")
 
 
+def check_options(config: Config, probe: gym.Env, primitives: LiteralActions | Options) -> None:
+    """Options act on the task's own observations with its own actions: options trained on other spaces would
+    fail in the first rollout, after the run folder is made, or act on actions that mean something else."""
+    if not isinstance(primitives, Options):
+        return
+    theirs = (tuple(primitives.net.spec["obs_shape"]), primitives.net.num_primitives)
+    task = (obs_shape(probe.observation_space), int(probe.action_space.n))
+    if theirs != task:
+        raise SocietalError(f"the options were trained on other spaces than {config.env}'s: "
+                            f"{checkpoint_file(Path(config.options[0]), 'best')} on observations of shape {theirs[0]} "
+                            f"with {theirs[1]} actions, {config.env} has {task[0]} with {task[1]}")
+
+
 def fitted(make_agent, vec: VecEnv, network: str) -> Society | Monolithic:
     """The agent, after one forward pass on the task's observations: a network that does not fit them is one
     clear line."""
@@ -151,12 +165,16 @@ def load_parent(config: Config, agent: Society | Monolithic, primitives: Literal
     """Start from the best weights of ``config.init_from`` (transfer); True if it carried fine-tuned options."""
     parent_config = read_config(Path(config.init_from))
     parent = read_checkpoint(Path(config.init_from), "best", parent_config)
-    if parent_config.agent != config.agent or parent["agent_spec"] != agent.spec:
-        raise SocietalError(f"cannot transfer from {config.init_from}: its agent ({parent['agent_spec']}) differs "
-                            f"from this one ({agent.spec})")
-    agent.load_state_dict(parent["agent"])
+    file = checkpoint_file(Path(config.init_from), "best")
+    spec = parent["agent_spec"] if isinstance(parent["agent_spec"], dict) else {}
+    mine, theirs = {"agent": config.agent, **agent.spec}, {"agent": parent_config.agent, **spec}
+    differ = [f"{k} ({theirs.get(k)}, not {mine.get(k)})" for k in sorted(mine.keys() | theirs.keys())
+              if theirs.get(k) != mine.get(k)]
+    if differ:
+        raise SocietalError(f"cannot transfer from {file}: its agent differs from this one in {', '.join(differ)}")
+    load_weights(agent, parent["agent"], file, "this run's agent")
     if parent.get("options") is not None and isinstance(primitives, Options):  # the options it was trained with
-        primitives.net.load_state_dict(parent["options"])
+        load_weights(primitives.net, parent["options"], file, "this run's options")
         return True
     return False
 

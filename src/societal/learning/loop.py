@@ -62,6 +62,7 @@ def train(
             except BaseException:
                 with contextlib.suppress(SocietalError):  # the first failure is the one to report
                     trainer.writer.close()  # what failed is not saved: the last checkpoint stays the last good one
+                trainer.finish_compiling()
                 raise
             trainer.close(evaluation=not stop)
     run = outputs(trainer)

@@ -20,7 +20,8 @@ from societal.evaluation import evaluate
 from societal.learning.build import Parts, build
 from societal.learning.choices import option_samples
 from societal.learning.collecting import Collected
-from societal.storage import RunWriter
+from societal.primitives import Options
+from societal.storage import RunWriter, check_fits, checkpoint_file, load_weights
 
 EXPLODED = 1e6  # a parameter this large, or a value loss this many times its first, is divergence in any sane run
 
@@ -33,6 +34,7 @@ class Trainer:
         self.config, self.out = config, out
         self.parts: Parts = build(config, transfer=resume is None)
         self.update, self.env_steps, self.auction_steps, self.wall_offset = 0, 0, 0, 0.0
+        self.start = time.perf_counter()
         self.best, self.last_eval, self.last_checkpoint = -math.inf, -1, -1
         self.first_value_loss = math.nan
         if resume is not None:
@@ -93,7 +95,7 @@ class Trainer:
 
     def checkpoint(self) -> None:
         """``last.pt``: the weights and everything a resumed run needs."""
-        self.writer.tensorboard.flush()  # nothing logged before the checkpoint is lost with the process
+        self.writer.flush()
         self.writer.checkpoint("last", {**self.weights(math.nan), "resume": self.state_dict()})
         self.last_checkpoint, self.checkpoint_time = self.update, time.perf_counter()
 
@@ -136,9 +138,13 @@ class Trainer:
                 self.checkpoint()
         finally:
             self.writer.close()
-            for part in (self.parts.learner, self.parts.option_learner, self.parts.collector):
-                if part is not None:
-                    part.finish_compiling()
+            self.finish_compiling()
+
+    def finish_compiling(self) -> None:
+        """Wait for the compiles in progress: a process that exits while the compiler works aborts."""
+        for part in (self.parts.learner, self.parts.option_learner, self.parts.collector):
+            if part is not None:
+                part.finish_compiling()
 
     # ---- state -----------------------------------------------------------------------------------
     @property
@@ -186,11 +192,15 @@ class Trainer:
                 "visits": p.bids.visits.clone() if p.bids is not None else torch.zeros(0)}
 
     def load_state_dict(self, checkpoint: dict) -> None:
-        """Go on from a ``last.pt`` checkpoint: its weights and its ``resume`` state."""
-        p, state = self.parts, checkpoint["resume"]
-        p.agent.load_state_dict(checkpoint["agent"])
-        if checkpoint.get("options") is not None:
-            p.primitives.net.load_state_dict(checkpoint["options"])
+        """Go on from a ``last.pt`` checkpoint: its weights and its ``resume`` state (refused in one line, before
+        anything is loaded or written, where they do not fit the parts this run builds)."""
+        p, file = self.parts, checkpoint_file(self.out, "last")
+        # entries older checkpoints lack, or that depend on the device (a resumed run may change it)
+        check_fits(file, {"resume": self.state_dict()}, checkpoint, optional=("first_value_loss", "cuda", "stream"))
+        load_weights(p.agent, checkpoint["agent"], file, "this run's agent")
+        if checkpoint.get("options") is not None and isinstance(p.primitives, Options):
+            load_weights(p.primitives.net, checkpoint["options"], file, "this run's options")
+        state = checkpoint["resume"]
         self.update, self.env_steps, self.auction_steps = state["update"], state["env_steps"], state["auction_steps"]
         self.wall_offset, self.best, self.last_eval = state["wall_s"], state["best"], state["last_eval"]
         self.first_value_loss = state.get("first_value_loss", math.nan)  # older checkpoints: the next one counts
