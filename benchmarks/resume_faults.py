@@ -44,6 +44,14 @@ def metrics(folder: Path) -> pd.DataFrame:
     return m.drop(columns=[c for c in TIMING if c in m])
 
 
+def logged_updates(folder: Path) -> int:
+    """Updates in the run's metrics.csv so far (its first row is the evaluation before training)."""
+    try:
+        return max(0, sum(1 for _ in open(folder / "metrics.csv")) - 2)
+    except OSError:
+        return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
@@ -56,20 +64,23 @@ def main() -> int:
     if args.out.exists():
         sys.exit(f"{args.out} exists; choose another --out")
     rng = random.Random(args.seed)
-    reference = {}
-    for name, task in TASKS.items():  # the uninterrupted runs, timed to place the kills
-        start = time.perf_counter()
+    updates = {}
+    for name, task in TASKS.items():  # the uninterrupted runs: how many updates each makes
         assert societal("train", *task, *COMMON, "--out", str(args.out / name / "whole")).wait() == 0
-        reference[name] = time.perf_counter() - start
+        updates[name] = len(metrics(args.out / name / "whole")) - 1
     rows = []
     for k in range(args.runs):
         name = list(TASKS)[k % len(TASKS)]
         folder = args.out / name / f"killed{k}"
         process = societal("train", *TASKS[name], *COMMON, "--out", str(folder))
-        time.sleep(rng.uniform(0.2, 0.95) * reference[name])
+        # at a random moment within a random update (by progress, not by time: the machine's load varies)
+        target = rng.randint(updates[name] // 5, updates[name] * 19 // 20)
+        while process.poll() is None and logged_updates(folder) < target:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 0.05))
         process.kill()
         process.wait()
-        logged = len(metrics(folder)) - 1 if (folder / "metrics.csv").is_file() else 0
+        logged = logged_updates(folder)
         last = folder / "checkpoints" / "last.pt"
         saved = torch.load(last, weights_only=True)["update"] if last.is_file() else None
         if saved is None:  # killed before its first checkpoint: nothing to resume, start again
