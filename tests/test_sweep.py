@@ -257,7 +257,7 @@ def test_runs_that_ray_ended_without_a_signal_are_exit_1_and_not_a_false_sigint(
 def test_a_private_ray_instance_listens_on_loopback_asks_for_a_token_prints_little_and_leaves_nothing(tmp_path):
     import ray  # noqa: F401  (puts the psutil that comes with Ray on the path)
 
-    from societal.distributed import gcs_authentication
+    from societal.cluster import gcs_authentication
 
     psutil = importlib.import_module("psutil")
 

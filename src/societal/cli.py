@@ -179,7 +179,8 @@ def on_ray(runs: list[tuple[Path, list[str], dict]], state: Path, args: argparse
     """Run ``runs`` on Ray (``societal.sweep``), calling ``starting()`` once connected; prints how each ended; 0 if
     every run finished."""
 
-    from societal.distributed import ray_cluster, run_on_ray
+    from societal.cluster import ray_cluster
+    from societal.distributed import run_on_ray
 
     if args.cpus_per_run <= 0 or args.gpus_per_run < 0 or (args.cpus is not None and args.cpus < 1):
         raise SocietalError("--cpus-per-run must be positive, --gpus-per-run 0 or more and --cpus at least 1")

@@ -1,4 +1,4 @@
-"""Run as a script by a driver that starts a private Ray instance (``distributed.private_folder``), with the
+"""Run as a script by a driver that starts a private Ray instance (``cluster.private_folder``), with the
 instance's own temporary folder as its argument and a pipe from the driver on its standard input.
 
 When the pipe closes (the driver closed it after ``ray.shutdown``, or the driver died, ``kill -9`` included),
