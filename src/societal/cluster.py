@@ -30,6 +30,7 @@ from pathlib import Path
 
 from societal.errors import SocietalError, SocietalWarning, Stopped
 
+SOCKET_TAIL = len("/rayxxxxxxxx/session_2026-12-08_01-04-55_518621_4194304/sockets/plasma_store")
 AUTHENTICATION = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 
 
@@ -62,9 +63,12 @@ def private_folder() -> Iterator[str]:
     """A new temporary folder of the private Ray instance's own, watched by ``societal/watchdog.py`` (in a session
     of its own, away from the terminal's signals): once this process leaves the block or dies, however (``kill
     -9`` too), it stops every process still using the folder and removes it."""
-    base = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"  # where Ray would make its own
+    # where Ray would make its own, unless its sockets, <folder>/session_<time>_<pid>/sockets/plasma_store, would
+    # not fit a Unix socket's 107 bytes
+    bases = [b for b in (os.environ.get("RAY_TMPDIR"), os.environ.get("TMPDIR"), "/tmp") if b]
+    base = next((b for b in bases if len(b) + SOCKET_TAIL <= 107), "/tmp")
     try:
-        folder = tempfile.mkdtemp(prefix="ray-", dir=base)
+        folder = tempfile.mkdtemp(prefix="ray", dir=base)
     except OSError as e:
         raise SocietalError(f"cannot make a temporary folder for Ray in {base}: {e.strerror}") from None
     watchdog = subprocess.Popen([sys.executable, str(Path(__file__).with_name("watchdog.py")), folder],
