@@ -20,7 +20,7 @@ def test_tasks_of_feature_vectors_without_a_table_default_to_the_control_preset(
     assert presets == {"CartPole-v1": "control", "Acrobot-v1": "control", "FrozenLake-v1": "general",
                        "societal/RandomMDP-v0": "general", "societal/Chain-v0": "paper"}
     control = from_preset(None, "CartPole-v1")
-    assert control.auto_scale and control.absorbing_shift and control.hidden == (32, 32) and control.epochs == 4
+    assert control.auto_scale and control.absorbing_shift and control.hidden == (32, 32) and control.epochs == 8
     assert control.price == "mean" and from_preset(None, "MinAtar/Breakout-v1").network == "minatar_cnn"
     assert not from_preset(None, "societal/Chain-v0").auto_scale
 
