@@ -134,15 +134,17 @@ def run_experiments(args: argparse.Namespace) -> int:
         from societal.experiments.report import formatted, summarize
 
         with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 60):
+            if args.name in ("control", "minatar"):  # beyond.py draws with report.py's plots, not the reverse
+                from societal.experiments import beyond
+
+                table = beyond.summarize(args.name, args.root)
+                print(formatted(table), beyond.verdict(table), sep="\n\n")
+                return 0
             table = summarize(args.name, args.root)
             if args.name == "markets":
                 from societal.experiments.markets import report
 
                 print(report(table))
-            elif args.name in ("control", "minatar"):
-                from societal.experiments.beyond import verdict
-
-                print(formatted(table), verdict(table), sep="\n\n")
             else:
                 print(formatted(table.dropna(axis=1, how="all")))
         if args.name == "mental-rotation":

@@ -73,10 +73,6 @@ def summarize(name: str, root: Path) -> pd.DataFrame:
         from societal.experiments import markets
 
         return markets.summarize(root)
-    if name in ("control", "minatar"):
-        from societal.experiments import beyond
-
-        return beyond.summarize(name, root)
     if name.startswith("modularity"):
         from societal.experiments import followup, modularity
 
