@@ -54,3 +54,9 @@ def test_scores_are_normalised_between_random_play_and_ppo(monkeypatch):
 
 def test_random_return_plays_uniformly_random_actions():
     assert 15 < random_return("CartPole-v1", episodes=50) < 30
+
+
+def test_the_command_line_knows_every_family():
+    from societal.experiments.paper import BEYOND
+
+    assert set(BEYOND) == set(TASKS)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from societal.arguments import build_parser
 from societal.config import Config
 from societal.errors import SocietalError, SocietalWarning, Stopped
-from societal.experiments.paper import commands, conditions
+from societal.experiments.paper import BEYOND, commands, conditions
 from societal.imports import import_named
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def run_experiments(args: argparse.Namespace) -> int:
         from societal.experiments.report import formatted, summarize
 
         with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 60):
-            if args.name in ("control", "minatar"):  # beyond.py draws with report.py's plots, not the reverse
+            if args.name in BEYOND:  # beyond.py draws with report.py's plots, not the reverse
                 from societal.experiments import beyond
 
                 table = beyond.summarize(args.name, args.root)

@@ -32,7 +32,8 @@ PAPER: dict[str, tuple[str, int, list[tuple[str, list[str]]]]] = {
         ("monolithic", ["--agent", "monolithic", *MNIST]),
     ]),
 }
-EXPERIMENTS = [*PAPER, "tworooms", "markets", "control", "minatar", "modularity",
+BEYOND = ("control", "minatar")  # experiments.beyond's families (named here: importing it needs pandas)
+EXPERIMENTS = [*PAPER, "tworooms", "markets", *BEYOND, "modularity",
                *(f"modularity-{f}" for f in followup.FAMILIES)]
 
 # TwoRooms (the paper's §7.2–7.3): budgets of each stage.
@@ -88,7 +89,7 @@ def commands(name: str, seeds: int, root: Path, scale: float = 1.0,
         from societal.experiments import markets
 
         return markets.commands(range(first_seed, first_seed + seeds), root, scale)
-    if name in ("control", "minatar"):
+    if name in BEYOND:
         from societal.experiments import beyond
 
         return beyond.commands(name, range(first_seed, first_seed + seeds), root, scale)
