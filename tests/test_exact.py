@@ -7,8 +7,9 @@ import torch
 
 import societal  # noqa: F401  (registers the ids)
 from societal.environments import finite_mdp, value_iteration
+from societal.environments.mdp import FiniteMDP, task_q, visited_by
 from societal.environments.tabular import TabularVecEnv
-from societal.exact import assess, optimal_return, policy, policy_return, score, visited_by, win_probabilities
+from societal.exact import assess, optimal_return, policy, policy_return, score, win_probabilities
 from societal.monolithic import Monolithic
 from societal.society import Society
 
@@ -92,3 +93,39 @@ def test_the_score_is_zero_for_the_random_policy_and_one_for_the_optimum_whateve
     assert score(random, random, best) == 0 and score(best, random, best) == 1
     mixed = policy_return(mdp, 0.5 * np.eye(m)[q.argmax(1)] + 0.5 / m, GAMMA)
     assert random < mixed < best and 0 < score(mixed, random, best) < 1
+
+
+def _route_choice(horizon: int) -> FiniteMDP:
+    """State 0: action 0 takes a long way (states 1, 2, then the end, paying 1: three steps), action 1 ends at
+    once paying 0.5; in states 1 and 2 both actions go on."""
+    transition = np.zeros((3, 2, 3))
+    transition[0, 0, 1] = transition[1, :, 2] = 1.0
+    reward = np.array([[0.0, 0.5], [0.0, 0.0], [1.0, 1.0]])
+    return FiniteMDP(transition, reward, np.eye(3)[0], horizon)
+
+
+def test_q_star_within_a_time_limit_is_what_the_steps_left_allow():
+    gamma = 0.9
+    q, on_path = task_q(_route_choice(None), gamma)  # no limit: the long way, γ² · 1 = 0.81
+    assert np.allclose(q, [[0.81, 0.5], [0.9, 0.9], [1.0, 1.0]]) and on_path.tolist() == [True, True, True]
+    assert optimal_return(_route_choice(None), gamma) == pytest.approx(0.81)
+    q, on_path = task_q(_route_choice(2), gamma)  # two steps cannot finish the long way: end at once
+    assert np.allclose(q[0], [0.0, 0.5]) and on_path.tolist() == [True, False, False]
+    assert np.allclose(q[1:], [[0.9, 0.9], [1.0, 1.0]])  # off the path: as if with all the time left
+    assert optimal_return(_route_choice(2), gamma) == pytest.approx(0.5)
+    assert optimal_return(_route_choice(3), gamma) == pytest.approx(0.81)
+
+
+def test_a_state_visited_at_several_times_is_priced_at_the_mean_over_its_visits():
+    # one state, one action: the episode ends paying 1 with probability 0.5, else stays. Horizon 2, γ = 0.9:
+    # Q*_1 = 0.5, Q*_2 = 0.5 + 0.9 · 0.5 · 0.5 = 0.725; visited at step 0 (probability 1) and 1 (0.5)
+    mdp = FiniteMDP(np.full((1, 1, 1), 0.5), np.full((1, 1), 0.5), np.ones(1), 2)
+    q, _ = task_q(mdp, 0.9)
+    assert q[0, 0] == pytest.approx((1 * 0.725 + 0.5 * 0.5) / 1.5)
+
+
+def test_an_absorbing_shift_moves_values_within_a_time_limit_alike():
+    mdp, gamma, scale, shift = _route_choice(2), 0.9, 0.5, -0.2
+    shifted = mdp.scaled(scale, shift, gamma * shift / (1 - gamma), shift / (1 - gamma))
+    assert np.allclose(task_q(shifted, gamma)[0], scale * task_q(mdp, gamma)[0] + shift / (1 - gamma))
+    assert optimal_return(shifted, gamma) == pytest.approx(scale * 0.5 + shift / (1 - gamma))

@@ -74,7 +74,8 @@ def test_mean_prices_conserve_credit_and_exploration_is_reported(tmp_path):
 
 
 @pytest.mark.parametrize("env_id,kwargs,message", [
-    ("CliffWalking-v1", dict(reward_scale=0.01, reward_shift=1.0), "never ends an episode"),
+    ("CliffWalking-v1", dict(reward_scale=0.01, reward_shift=1.0, auto_scale=False, absorbing_shift=False),
+     "never ends an episode"),
     ("Taxi-v4", dict(reward_scale=0.05), r"rewards range over \[-0.5, 1\]"),
     ("societal/Chain-v0", dict(reward_scale=2.0), r"Q\* ranges over \[0, 1.6\]"),
 ])
@@ -115,6 +116,23 @@ def test_a_time_limit_cut_sells_the_last_state_only_where_asked(bootstrap):
     going_on = ~rollout.last
     assert cut.any() and torch.allclose(u[going_on], torch.tensor(0.9 * 0.5 - 0.5))
     expected = 0.9 * 0.5 - 0.5 if bootstrap else -0.5  # resold at the price of the state where it ended, or for 0
+    assert torch.allclose(u[cut], torch.tensor(expected))
+
+
+@pytest.mark.parametrize("bootstrap", [False, True])
+def test_an_absorbing_shift_pays_a_cut_episode_its_future_where_the_limit_is_part_of_the_task(bootstrap):
+    env = TabularVecEnv(gym.make("societal/Chain-v0", length=3).unwrapped, 64, torch.device("cpu"))  # horizon 8
+    society = Society((3,), 2)
+    society.init_bids(0.5, 1e6)
+    # shift 0.1 paid forever after an end: γ · 0.1 / (1 − γ) = 0.9 more on the last step
+    collector = Collector(society, LiteralActions(2), env, "ccv", 0.9, False, reward_shift=0.1, price="mean",
+                          bootstrap_truncated=bootstrap, reward_end=0.9)
+    rollout = collector.collect(40)
+    u = rollout.utility.sum(2)
+    goal, going_on = rollout.last & (u > 1.0), ~rollout.last  # the goal pays 0.8 + 0.1 + 0.9 − 0.5
+    cut = rollout.last & ~goal
+    assert cut.any() and goal.any() and torch.allclose(u[going_on], torch.tensor(0.1 + 0.9 * 0.5 - 0.5))
+    expected = 0.1 + 0.9 * 0.5 - 0.5 if bootstrap else 0.1 + 0.9 - 0.5  # resold, or the shift's future paid
     assert torch.allclose(u[cut], torch.tensor(expected))
 
 

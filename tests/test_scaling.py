@@ -10,7 +10,7 @@ import societal
 from societal.config import from_preset
 from societal.errors import SocietalWarning
 from societal.learning import scaling
-from societal.learning.scaling import fit_return_scale, floor_2, probe
+from societal.learning.scaling import fit_return_scale, floor_2, probe, table_scale
 
 
 def cartpole(**settings):
@@ -42,8 +42,9 @@ def test_without_auto_scale_one_warning_names_the_scale():
 
 def test_negative_returns_are_reported_not_shifted_without_absorbing_shift():
     # -1 a step: returns down to -99.3 (a policy that lasts), scaled by 0.01
-    with pytest.warns(SocietalWarning, match="go down to -0.993 .*absorbing_shift=True"):
-        assert fit_return_scale(cartpole(auto_scale=True, reward_shift=-2.0)).reward_shift == pytest.approx(-0.02)
+    with pytest.warns(SocietalWarning, match="go down to -0.993, .*absorbing_shift=True"):
+        fitted = fit_return_scale(cartpole(auto_scale=True, absorbing_shift=False, reward_shift=-2.0))
+        assert fitted.reward_shift == pytest.approx(-0.02)
 
 
 def test_an_absorbing_shift_lifts_negative_returns_into_the_bids():
@@ -77,12 +78,43 @@ def test_the_papers_tasks_are_not_probed(monkeypatch):
     assert fit_return_scale(config) == config
 
 
-def test_finite_tasks_and_monolithic_agents_are_left_alone():
+def test_monolithic_agents_and_finite_tasks_that_fit_are_left_alone():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for config in (from_preset("general", "FrozenLake-v1", auto_scale=True, reward_scale=5.0).validate(),
-                       cartpole(agent="monolithic", auto_scale=True)):
+        frozenlake = from_preset("general", "FrozenLake-v1").validate()
+        for config in (frozenlake, cartpole(agent="monolithic", auto_scale=True)):
             assert fit_return_scale(config) == config
+
+
+def test_a_finite_tasks_range_runs_from_random_play_to_the_best_q_star():
+    from societal.config import Config
+    from societal.environments.mdp import FiniteMDP
+
+    # one state: "end" pays 1 and ends, "stay" pays -2 and stays (γ = 0.9). Q*(end) = 1 is the highest; random
+    # play is worth V = 0.5 · 1 + 0.5 · (-2 + 0.9 V), V = -0.5 / 0.55, below the lowest max_a Q* (1)
+    mdp = FiniteMDP(np.array([[[0.0], [1.0]]]), np.array([[1.0, -2.0]]), np.ones(1))
+    scale = table_scale(Config(gamma=0.9), mdp)
+    assert scale.highest == pytest.approx(1.0) and scale.lowest == pytest.approx(-0.5 / 0.55)
+
+
+def test_a_finite_task_with_step_costs_is_mapped_into_the_bids_keeping_what_is_best():
+    from societal.environments.mdp import task_q
+    from societal.environments.tabular import finite_mdp
+    from societal.environments.vector import make
+    from societal.exact import market_task, policy_values
+
+    kwargs = dict(rows=2, cols=3, pits=0, step_reward=-1.0, goal_reward=1.0)  # -1 a step, 1 at the goal
+    config = from_preset("general", "societal/GridWorld-v0", env_kwargs=kwargs).validate()
+    fitted = fit_return_scale(config)
+    mdp = finite_mdp(make("societal/GridWorld-v0", **kwargs))
+    scale, shift = fitted.reward_scale, fitted.reward_shift
+    assert scale == floor_2(scale) and 0 < scale < 1 and shift > 0  # two significant digits
+    paid = market_task(mdp, fitted)
+    q, mapped = task_q(mdp, 0.99)[0], task_q(paid, 0.99)[0]
+    assert np.allclose(mapped, scale * q + shift / 0.01)  # every value moved alike: what is best is unchanged
+    random = policy_values(paid, np.full(q.shape, 0.25), 0.99)
+    assert mapped.max() <= 1 and min(mapped.max(1).min(), random.min()) >= 0  # from random play to Q*, in [0, 1]
+    assert mapped.max() > 0.98 and random.min() < 0.02  # and no wider than two digits need
 
 
 def test_floor_2_keeps_two_significant_digits_rounding_down():

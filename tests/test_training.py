@@ -9,6 +9,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import societal
+from societal.cli import main
 from societal.config import Config
 from societal.errors import SocietalError
 from societal.learning.choices import option_samples
@@ -74,7 +75,7 @@ def test_settings_take_lists_and_paths_as_python_callers_write_them(tmp_path):
 
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     run = societal.train("societal/Bandit-v0", out=tmp_path / "run", **FAST)
-    (run.path / "checkpoints" / "best.pt").write_bytes(b"not a checkpoint")
+    (run.path / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(SocietalError, match="cannot read checkpoint"):
         societal.load(run.path)
 
@@ -255,3 +256,14 @@ def test_trainable_options_learn_from_their_own_inner_steps():
     evaluation = options.frozen()  # same weights, steps not recorded
     evaluation.apply(env, env.reset(), torch.tensor([0, 2, 0]))
     assert evaluation.net is net and evaluation.steps == [] and options.steps == []
+
+
+def test_load_and_eval_default_to_the_trained_policy_and_say_so(tmp_path, capsys):
+    run = societal.train("societal/Bandit-v0", preset="general", out=tmp_path / "run", steps=40_000, eval_every=4,
+                         eval_episodes=20, progress=False)
+    evaluations = run.metrics.eval_return_mean.dropna()
+    loaded = societal.load(run.path)
+    assert loaded.checkpoint == "last" and loaded.update == run.metrics["update"].max() > 0
+    assert evaluations.iloc[0] < 0.8 * 0.95 and loaded.assess().fraction_greedy > 0.999  # the best arm pays 0.8
+    assert main(["eval", str(run.path), "--episodes", "5"]) == 0
+    assert f"the last checkpoint (update {loaded.update}," in capsys.readouterr().out

@@ -153,8 +153,8 @@ def build_parser() -> Parser:
                                     "episodes; writes nothing. Prints which checkpoint it used and why, the return, "
                                     "who won the auctions and, on a task with a table, the exact score.")
     ev.add_argument("run_dir", type=Path, help="a run folder")
-    ev.add_argument("--checkpoint", choices=["best", "last"], default="best",
-                    help="the best evaluation's weights or the last ones")
+    ev.add_argument("--checkpoint", choices=["last", "best"], default="last",
+                    help="the last weights (the trained policy) or those of the run's best evaluation")
     ev.add_argument("--episodes", type=int, default=100, help="evaluation episodes")
     ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes")
     ev.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="where to compute")

@@ -97,7 +97,8 @@ def run_eval(args: argparse.Namespace) -> int:
 def checkpoint_used(run: Run) -> str:
     """Which checkpoint ``eval`` uses, and why."""
     if run.checkpoint == "last":
-        return f"the last checkpoint (update {run.update}, {run.env_steps:,} env steps)"
+        return (f"the last checkpoint (update {run.update}, {run.env_steps:,} env steps; --checkpoint best for the "
+                "weights of the run's best evaluation)")
     import pandas as pd
 
     try:
@@ -105,8 +106,7 @@ def checkpoint_used(run: Run) -> str:
     except (OSError, ValueError):  # an unreadable metrics.csv does not stop an evaluation
         evaluations = ""
     return (f"the best checkpoint: update {run.update}, {run.env_steps:,} env steps, the highest evaluation return "
-            f"({run.eval_return:.4g}) of the run's {evaluations}evaluations (the later of equal ones; "
-            "--checkpoint last for the latest weights)")
+            f"({run.eval_return:.4g}) of the run's {evaluations}evaluations (the later of equal ones)")
 
 
 def run_mnist_classifier(args: argparse.Namespace) -> int:

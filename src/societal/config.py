@@ -89,13 +89,16 @@ class Config:
     """Utilities use ``reward_scale·r + reward_shift``, to map other reward ranges into the bid range; a shift is
     paid at every step, so it changes which policy is best wherever an episode can end (see ``absorbing_shift``)."""
     absorbing_shift: bool = False
-    """The shift is also paid after an episode terminates, forever: the last reward gets its discounted sum
-    γ·shift/(1 − γ). Every value then moves by the same shift/(1 − γ), so no policy gains by lasting longer or
-    ending sooner, and a negative value can be shifted into the bids' range."""
+    """The shift is also paid after an episode ends, forever: the last reward gets its discounted sum
+    γ·shift/(1 − γ) (at a time-limit cut too, unless ``bootstrap_truncated`` resells the state instead). Every
+    value then moves by the same shift/(1 − γ), so no policy gains by lasting longer or ending sooner, and a
+    negative value can be shifted into the bids' range."""
     auto_scale: bool = False
-    """On a society's task without a table, a probe of random actions before training bounds the discounted
-    returns; where they exceed 1, ``reward_scale`` and ``reward_shift`` are divided by that bound (the run's
-    ``config.json`` records the values used). Off, a warning names the scale to use (``learning/scaling.py``)."""
+    """Map the rewards so that a society's bids can express the task's values: on a finite task its exact Q*
+    (within the time limit where it is part of the task), on any other a probe of random actions before
+    training bounds the discounted returns; where they leave [0, 1], ``reward_scale`` and ``reward_shift`` are
+    divided by their width, and with ``absorbing_shift`` the lowest is lifted to 0 (the run's ``config.json``
+    records the values used). Off, a warning names the settings to use (``learning/scaling.py``)."""
     # PPO, memoryless bidders
     gamma: float = 0.99
     """Discount factor γ of the utilities and of the exact assessment."""
@@ -154,9 +157,12 @@ class Config:
     bonus: float = 0.0
     """Count bonus (one-hot observations): the winner at s is also paid bonus / √(auctions its primitive won at s)."""
     bootstrap_truncated: bool = False
-    """An episode cut by its time limit sells its last state at the price of an auction there, as a rollout cut
-    does, instead of for nothing (the paper's rule for any episode end): prices then converge to Q* of the task
-    without the time limit."""
+    """Whether the time limit is a training convenience rather than part of the task (Pardo et al., ICML 2018,
+    "Time Limits in Reinforcement Learning"). False: a cut ends the episode as any end does (the paper's rule),
+    and prices converge to the values within the limit; right where the limit belongs to the task (the tables'
+    horizons, FrozenLake's step limit). True: a cut sells its last state at the price of an auction there, as a
+    rollout cut does, and prices converge to Q* of the task without a limit; right where the limit only keeps
+    episodes short (CartPole's 500 steps). ``assess`` judges a run on the task its setting describes."""
     # evaluation and outputs
     eval_every: int = 0
     """Updates between evaluations; 0: every 50 updates, or often enough that the run has at least 10 evaluations
@@ -238,9 +244,13 @@ class Config:
             return self.entropy
         return self.entropy_final + (self.entropy - self.entropy_final) * 2 ** (-env_steps / self.entropy_halflife)
 
+    def absorbed(self) -> float:
+        """The value of an ended episode: the shift paid forever after it (``absorbing_shift``), else 0."""
+        return self.reward_shift / (1 - self.gamma) if self.absorbing_shift else 0.0
+
     def reward_end(self) -> float:
         """What the reward of a step that ends an episode gets on top of ``reward_scale·r + reward_shift``."""
-        return self.gamma * self.reward_shift / (1 - self.gamma) if self.absorbing_shift else 0.0
+        return self.gamma * self.absorbed()
 
     def lr_scale_at(self, update: int, env_steps: int) -> float:
         """What both learning rates are multiplied by in update ``update + 1``, after ``env_steps`` env steps."""
@@ -289,18 +299,18 @@ PRESETS: dict[str, dict] = {
     "paper": {},  # the paper's settings: the defaults above
     "general": {
         "price": "mean", "bid_init_mean": 0.9, "bid_init_precision": 10.0, "explore": 0.05,
-        "bootstrap_truncated": True, "entropy": 0.01, "policy_lr": 4e-4, "eval_greedy": True,
+        "entropy": 0.01, "policy_lr": 4e-4, "eval_greedy": True, "auto_scale": True, "absorbing_shift": True,
     },
 }
-PRESETS["control"] = {**PRESETS["general"], "auto_scale": True, "absorbing_shift": True, "hidden": (32, 32),
-                       "minibatch": 1024, "epochs": 8, "entropy_halflife": 200_000}
-"""Named settings. ``general`` (beyond the paper) makes prices converge to Q* on long horizons and lets the
-market explore; see the README's "The market beyond the paper". ``control`` (tasks of feature vectors without
-a table, such as CartPole) adds rewards mapped so that returns fit the bids (with an absorbing shift where they
-are negative), bidders with a hidden ReLU layer (``hidden=(16,)`` is linear) that can price the actions, eight
-epochs of minibatches of 1,024 and an entropy bonus that halves every 200 k env steps; see
-``docs/beyond_tables.md``. ``ppo`` is the monolithic baseline as its users
-run it, not at the paper's settings: CleanRL's ppo.py defaults for classic control."""
+PRESETS["control"] = {**PRESETS["general"], "hidden": (32, 32), "minibatch": 1024, "epochs": 8,
+                       "entropy_halflife": 200_000, "bootstrap_truncated": True}
+"""Named settings. ``general`` (beyond the paper) makes prices converge to Q* on long horizons, lets the
+market explore and maps rewards of any sign and scale into the bids' range (unchanged where they fit); see the
+README's "The market beyond the paper". ``control`` (tasks of feature vectors without a table, such as CartPole)
+treats the time limit as a training convenience and adds bidders with a hidden ReLU layer (``hidden=(16,)`` is
+linear) that can price the actions, eight epochs of minibatches of 1,024 and an entropy bonus that halves every
+200 k env steps; see ``docs/beyond_tables.md``. ``ppo`` is the monolithic baseline as its users run it, not at
+the paper's settings: CleanRL's ppo.py defaults for classic control."""
 PRESETS["ppo"] = {"agent": "monolithic", "num_envs": 4, "auction_steps_per_update": 512, "epochs": 4,
                   "minibatch": 128, "policy_lr": 2.5e-4, "value_lr": 2.5e-4, "lr_anneal": True, "entropy": 0.01,
                   "max_grad_norm": 0.5, "value_l2": 0.0, "hidden": (64, 64)}

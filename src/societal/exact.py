@@ -10,21 +10,23 @@ computed on a grid of 2¹⁶ points (in logit space); a primitive wins with the 
 greedy policy lets every bidder bid the mean α/(α+β) of its distribution (the highest mean wins). A
 policy's return is its expected discounted return from the start distribution within the time limit H,
 
-    V_0 = 0,   V_{h+1}(s) = Σ_a π(a|s) (r(s, a) + γ Σ_s' p(s'|s, a) V_h(s')),   return = Σ_s start(s) V_H(s)
+    V_0 = tail,   V_{h+1}(s) = Σ_a π(a|s) (r(s, a) + γ Σ_s' p(s'|s, a) V_h(s')),   return = Σ_s start(s) V_H(s)
 
-(a linear solve where there is no time limit); the optimum replaces Σ_a π(a|s) by max_a.
+(a linear solve where there is no time limit; ``tail`` is 0 unless an absorbing shift pays a cut episode's
+future); the optimum replaces Σ_a π(a|s) by max_a.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from societal.environments.mdp import FiniteMDP, value_iteration
+from societal.config import Config
+from societal.environments.mdp import FiniteMDP, task_q, value_iteration
 from societal.monolithic import Monolithic
 from societal.society import BID_EPS, Society
 
@@ -89,23 +91,28 @@ def _backup(mdp: FiniteMDP, gamma: float, value: np.ndarray) -> np.ndarray:
     return mdp.reward + gamma * mdp.transition @ value  # [S, A]
 
 
-def policy_return(mdp: FiniteMDP, pi: np.ndarray, gamma: float) -> float:
-    """Expected discounted return of the stationary policy ``pi [S, A]`` from the start, within the time limit."""
+def policy_values(mdp: FiniteMDP, pi: np.ndarray, gamma: float) -> np.ndarray:
+    """``[S]``: the expected discounted return of the stationary policy ``pi [S, A]`` from each state, with the
+    whole time limit left."""
     if mdp.horizon is None:
         p = np.einsum("sa,sat->st", pi, mdp.transition)
-        value = np.linalg.solve(np.eye(len(pi)) - gamma * p, (pi * mdp.reward).sum(1))
-    else:
-        value = np.zeros(len(pi))
-        for _ in range(mdp.horizon):
-            value = (pi * _backup(mdp, gamma, value)).sum(1)
-    return float(mdp.start @ value)
+        return np.linalg.solve(np.eye(len(pi)) - gamma * p, (pi * mdp.reward).sum(1))
+    value = np.full(len(pi), mdp.tail)
+    for _ in range(mdp.horizon):
+        value = (pi * _backup(mdp, gamma, value)).sum(1)
+    return value
+
+
+def policy_return(mdp: FiniteMDP, pi: np.ndarray, gamma: float) -> float:
+    """Expected discounted return of the stationary policy ``pi [S, A]`` from the start, within the time limit."""
+    return float(mdp.start @ policy_values(mdp, pi, gamma))
 
 
 def optimal_return(mdp: FiniteMDP, gamma: float) -> float:
     """The best expected discounted return from the start within the time limit (a policy may use the time left)."""
     if mdp.horizon is None:
         return float(mdp.start @ value_iteration(mdp, gamma).max(1))
-    value = np.zeros(len(mdp.reward))
+    value = np.full(len(mdp.reward), mdp.tail)
     for _ in range(mdp.horizon):
         value = _backup(mdp, gamma, value).max(1)
     return float(mdp.start @ value)
@@ -120,16 +127,6 @@ def reachable(mdp: FiniteMDP) -> np.ndarray:
         if (grown == seen).all():
             return seen
         seen = grown
-
-
-def visited_by(mdp: FiniteMDP, pi: np.ndarray) -> np.ndarray:
-    """``[S]`` bool: the states the policy ``pi`` visits with positive probability within the time limit."""
-    p = np.einsum("sa,sat->st", pi, mdp.transition)
-    here, seen = mdp.start.copy(), mdp.start > 0
-    for _ in range(mdp.horizon or len(pi)):
-        here = here @ p
-        seen |= here > 1e-12
-    return seen
 
 
 @dataclass
@@ -173,15 +170,30 @@ class Assessment:
         return "Assessment(" + ", ".join(f"{k}={v:.4g}" for k, v in self.to_dict().items()) + ")"
 
 
+def run_task(mdp: FiniteMDP, config: Config) -> FiniteMDP:
+    """The task a run learns: its time limit is part of it unless the run resells time-limit cuts
+    (``bootstrap_truncated``: the limit is a training convenience, so the task has none; with γ = 1 the limit
+    stays, as returns need one)."""
+    return replace(mdp, horizon=None) if config.bootstrap_truncated and config.gamma < 1 else mdp
+
+
+def market_task(mdp: FiniteMDP, config: Config) -> FiniteMDP:
+    """``run_task`` as the run's market is paid for it: its rewards mapped by the run's settings."""
+    return run_task(mdp, config).scaled(config.reward_scale, config.reward_shift, config.reward_end(),
+                                        config.absorbed())
+
+
 def score(value: float, random: float, best: float) -> float:
     """(value − random) / (best − random); 1 where the random policy is already optimal."""
     return 1.0 if best - random <= 1e-12 * max(1.0, abs(best)) else (value - random) / (best - random)
 
 
-def assess(agent: Society | Monolithic, mdp: FiniteMDP, gamma: float) -> Assessment:
-    """How good an agent's policy is on a finite task, exactly, and how close its bids are to Q*."""
+def assess(agent: Society | Monolithic, mdp: FiniteMDP, gamma: float, paid: FiniteMDP | None = None) -> Assessment:
+    """How good an agent's policy is on a finite task ``mdp``, exactly, and how close its bids are to the Q* of the
+    rewards its market is ``paid`` (the task's own where None)."""
     n = len(mdp.reward)
-    q = value_iteration(mdp, gamma)
+    q, on_path = task_q(mdp, gamma)
+    paid_q = q if paid is None else task_q(paid, gamma)[0]
     best = optimal_return(mdp, gamma)
     sampled, greedy = policy(agent, n), policy(agent, n, greedy=True)
     random = policy_return(mdp, np.full(q.shape, 1 / q.shape[1]), gamma)
@@ -191,9 +203,8 @@ def assess(agent: Society | Monolithic, mdp: FiniteMDP, gamma: float) -> Assessm
     choice = optimal[np.arange(n), greedy.argmax(1)]
     nan = float("nan")
     errors = np.array([nan])
-    on_path = visited_by(mdp, np.eye(q.shape[1])[q.argmax(1)])
     if isinstance(agent, Society):
-        errors = np.abs(mean_bids(agent, n).max(1) - q.max(1))[on_path]
+        errors = np.abs(mean_bids(agent, n).max(1) - paid_q.max(1))[on_path]
     return Assessment(
         optimal_return=best,
         random_return=random,

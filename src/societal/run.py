@@ -13,7 +13,7 @@ from societal.environments.tabular import finite_mdp
 from societal.environments.vector import make
 from societal.errors import SocietalError
 from societal.evaluation import Evaluation, evaluate
-from societal.exact import Assessment, assess
+from societal.exact import Assessment, assess, market_task, run_task
 from societal.imports import import_recorded
 from societal.monolithic import Monolithic
 from societal.primitives import LiteralActions, Options, make_primitives
@@ -50,8 +50,10 @@ class Run:
         return evaluate(self.agent.to(device), self.config, episodes, seed, self.primitives(device))
 
     def assess(self) -> Assessment:
-        """The exact assessment of the agent on its task (``societal.exact``). Raises ``SocietalError`` saying why
-        where there is none: the task has no transition table, or the primitives are options."""
+        """The exact assessment of the agent on its task (``societal.exact``): returns of the task's own rewards,
+        within its time limit unless the run treats it as a convenience; bids against the Q* of the rewards its
+        market is paid. Raises ``SocietalError`` saying why where there is none: the task has no transition table,
+        or the primitives are options."""
         c = self.config
         if c.options:
             raise SocietalError("no exact assessment: the primitives are options, whose policies the table of "
@@ -60,7 +62,7 @@ class Run:
         if mdp is None:
             raise SocietalError(f"no exact assessment: {c.env} has no transition table (only finite tasks with one, "
                                 "such as the societal/ tables and Gymnasium's toy-text tasks, can be judged exactly)")
-        return assess(self.agent, mdp.scaled(c.reward_scale, c.reward_shift, c.reward_end()), c.gamma)
+        return assess(self.agent, run_task(mdp, c), c.gamma, market_task(mdp, c))
 
     def primitives(self, device: str | torch.device = "cpu") -> LiteralActions | Options:
         """The primitives this run's agent chooses among (actions, or options as trained)."""
@@ -80,10 +82,11 @@ def agent_of(config: Config, checkpoint: dict, file: Path) -> Society | Monolith
     return agent
 
 
-def load(path: str | Path, checkpoint: str = "best") -> Run:
-    """The agent of a run folder from ``checkpoints/{checkpoint}.pt`` (``best``: the weights of the highest
-    evaluation return, the later of equal ones; ``last``: the latest); the folder's ``config.json`` says what the
-    run is, and a checkpoint of another run is refused. ``Run.checkpoint`` and ``Run.env_steps`` say which."""
+def load(path: str | Path, checkpoint: str = "last") -> Run:
+    """The agent of a run folder from ``checkpoints/{checkpoint}.pt`` (``last``: the latest weights, the policy its
+    budget trained; ``best``: those of the highest evaluation return, the later of equal ones, which can be the
+    untrained policy where training did not beat its first evaluation); the folder's ``config.json`` says what
+    the run is, and a checkpoint of another run is refused. ``Run.checkpoint`` and ``Run.env_steps`` say which."""
     path = Path(path)
     config = read_config(path)
     import_recorded(config.env, config.imports, path)

@@ -21,6 +21,8 @@ for _name in ("Bandit", "Chain", "Duality"):
     _register(f"societal/{_name}-v0", f"societal.environments.tabular:{_name}")
 for _name in ("RandomMDP", "GridWorld"):  # generated tasks, each fixed by its seed
     _register(f"societal/{_name}-v0", f"societal.environments.generated:{_name}")
+for _name in ("Deadline", "Lure"):  # generated tasks that break a market (``pitfalls``)
+    _register(f"societal/{_name}-v0", f"societal.environments.pitfalls:{_name}")
 # TwoRooms (minigrid is imported only when one of these is made): name -> (start room, goal)
 for _name, (_room, _goal) in {"RedGoal": (0, "red"), "GreenGoal": (1, "green"), "BlueGoal": (1, "blue"),
                               "Green": (0, "green"), "Blue": (0, "blue")}.items():

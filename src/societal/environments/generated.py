@@ -1,8 +1,8 @@
 """Generated finite tasks with exact ground truth: random MDPs and grid worlds, each fixed by its seed.
 
-Every reward lies in [0, 1] and is paid on a step that ends the episode, so Q* lies in [0, 1], the
-range a bid can express. The generators retry (deterministically) until the start state is worth
-something, so every task has a route to solve.
+By default every reward lies in [0, 1] and is paid on a step that ends the episode, so Q* lies in [0, 1], the
+range a bid can express (a grid world can also cost every step, as Taxi does). The generators retry
+(deterministically) until the start state is worth something, so every task has a route to solve.
 """
 
 from __future__ import annotations
@@ -72,13 +72,15 @@ class GridWorld(TabularEnv):
     episode ends); ``pits`` random cells end it with nothing. ``slip``: the probability of moving to
     either side of the intended direction instead (half each). ``cliff``: CliffWalking's layout instead
     of random pits (start bottom-left, goal bottom-right, the bottom row between them ends the episode
-    with nothing). Walls keep the agent in place. Horizon ``horizon`` (default 4·(rows + cols)).
+    with nothing). Walls keep the agent in place. Horizon ``horizon`` (default 4·(rows + cols)). Rewards: the
+    goal pays ``goal_reward``, a pit ``pit_reward``, any other step ``step_reward`` (a cost where negative).
     """
 
     action_names = ("Left", "Down", "Right", "Up")
 
     def __init__(self, rows: int = 5, cols: int | None = None, pits: int = 3, slip: float = 0.0, seed: int = 0,
-                 cliff: bool = False, horizon: int | None = None, render_mode=None) -> None:
+                 cliff: bool = False, horizon: int | None = None, step_reward: float = 0.0, goal_reward: float = 1.0,
+                 pit_reward: float = 0.0, render_mode=None) -> None:
         cols = rows if cols is None else cols
         integers(rows=rows, cols=cols, pits=pits, seed=seed, **({} if horizon is None else {"horizon": horizon}))
         if rows < 2 or cols < 2 or pits < 0 or not 0 <= slip < 1:
@@ -107,7 +109,8 @@ class GridWorld(TabularEnv):
                         cell = self._move((r, c), move)
                         next_state[index((r, c)), a, k] = index(cell)
                         terminal[index((r, c)), a, k] = cell == goal or cell in holes
-                        reward[index((r, c)), a, k] = float(cell == goal)
+                        reward[index((r, c)), a, k] = (goal_reward if cell == goal else
+                                                       pit_reward if cell in holes else step_reward)
         prob = np.broadcast_to([1 - slip, slip / 2, slip / 2], (n, 4, 3))
         super().__init__(next_state, reward, terminal, index(start), horizon or 4 * (rows + cols), prob,
                          render_mode)

@@ -11,21 +11,23 @@ import numpy as np
 class FiniteMDP:
     """``transition[s, a, s']``: probability of going on to s' (mass that ends the episode is left out);
     ``reward[s, a]``: expected reward; ``start[s]``: where episodes start; ``horizon``: the time limit (None: none);
-    ``reward_bounds``: the lowest and the highest reward a step can pay."""
+    ``reward_bounds``: the lowest and the highest reward a step can pay; ``tail``: what an episode is still worth
+    where the time limit cuts it (an absorbing shift's b/(1 − γ), else 0)."""
 
     transition: np.ndarray
     reward: np.ndarray
     start: np.ndarray
     horizon: int | None = None
     reward_bounds: tuple[float, float] = (0.0, 0.0)
+    tail: float = 0.0
 
-    def scaled(self, scale: float, shift: float, end: float = 0.0) -> FiniteMDP:
-        """The same task with every reward r paid as scale · r + shift, and ``end`` more by a step that ends the
-        episode."""
+    def scaled(self, scale: float, shift: float, end: float = 0.0, tail: float = 0.0) -> FiniteMDP:
+        """The same task with every reward r paid as scale · r + shift, ``end`` more by a step that ends the
+        episode, and ``tail`` the value of an episode the time limit cuts."""
         ending = 1 - self.transition.sum(-1)
         low, high = sorted((scale * self.reward_bounds[0] + shift, scale * self.reward_bounds[1] + shift))
         return replace(self, reward=scale * self.reward + shift + end * ending,
-                       reward_bounds=(min(low, low + end), max(high, high + end)))
+                       reward_bounds=(min(low, low + end), max(high, high + end)), tail=tail)
 
 
 def value_iteration(mdp: FiniteMDP, gamma: float, tol: float = 1e-10, max_iter: int = 1_000_000) -> np.ndarray:
@@ -37,6 +39,41 @@ def value_iteration(mdp: FiniteMDP, gamma: float, tol: float = 1e-10, max_iter: 
             return new
         q = new
     return q
+
+
+def task_q(mdp: FiniteMDP, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(q [S, A], on_path [S])``: the Q* a market without a clock can price, and the states the optimal policy
+    visits. Without a time limit, Q* and the states its greedy policy visits. Within a limit H, the optimal
+    policy may use the time left: Q*_h, the value with h steps left, comes from backward induction
+    (Q*_1 = r, Q*_{h+1} = r + γ P max_a Q*_h), and the optimal policy acts on Q*_{H−t} at step t. A bid that
+    cannot see the clock learns the average over its visits, so a visited state's Q is
+
+        Q(s, a) = Σ_t d_t(s) Q*_{H−t}(s, a) / Σ_t d_t(s),
+
+    d_t the optimal policy's state distribution at step t; a state it never visits gets Q*_H (all the time left).
+    """
+    if mdp.horizon is None:
+        q = value_iteration(mdp, gamma)
+        return q, visited_by(mdp, np.eye(q.shape[1])[q.argmax(1)])
+    by_steps_left = [np.full(mdp.reward.shape, mdp.tail)]
+    for _ in range(mdp.horizon):
+        by_steps_left.append(mdp.reward + gamma * mdp.transition @ by_steps_left[-1].max(1))
+    here, visits, weighted = mdp.start.astype(np.float64), np.zeros(len(mdp.reward)), np.zeros_like(mdp.reward)
+    for q_t in by_steps_left[:0:-1]:  # Q*_H at step 0, …, Q*_1 at step H − 1
+        visits, weighted = visits + here, weighted + here[:, None] * q_t
+        here = here @ np.einsum("sa,sat->st", np.eye(q_t.shape[1])[q_t.argmax(1)], mdp.transition)
+    on_path = visits > 1e-12
+    return np.where(on_path[:, None], weighted / np.maximum(visits, 1e-300)[:, None], by_steps_left[-1]), on_path
+
+
+def visited_by(mdp: FiniteMDP, pi: np.ndarray) -> np.ndarray:
+    """``[S]`` bool: the states the policy ``pi [S, A]`` visits with positive probability within the time limit."""
+    going_on = np.einsum("sa,sat->st", pi, mdp.transition)
+    here, seen = mdp.start.copy(), mdp.start > 0
+    for _ in range(mdp.horizon or len(pi)):
+        here = here @ going_on
+        seen |= here > 1e-12
+    return seen
 
 
 def bid_range_warnings(mdp: FiniteMDP, q: np.ndarray) -> list[str]:

@@ -47,6 +47,16 @@ def _bandits() -> list[tuple[str, str, dict]]:
             *((f"bandit-{len(v)}-close", "societal/Bandit-v0", dict(arms=len(v), values=v)) for v in close)]
 
 
+def _pitfalls() -> list[tuple[str, str, dict]]:
+    # grid worlds that cost every step as Taxi does (-1 a step, 20 at the goal, -10 in a pit): (size, pits, slip)
+    costs = [(f"costgrid-{n}x{n}-{'slip' if slip else 'det'}-{seed}", "societal/GridWorld-v0",
+              dict(rows=n, pits=pits, slip=slip, seed=seed, step_reward=-1.0, goal_reward=20.0, pit_reward=-10.0))
+             for seed, (n, pits, slip) in enumerate([(5, 3, 0.0), (6, 5, 0.1), (7, 6, 0.0)], start=30)]
+    return [*((f"deadline-{seed}", "societal/Deadline-v0", dict(seed=seed)) for seed in range(3)),
+            *costs, ("taxi", "Taxi-v4", {}),
+            *((f"lure-{seed}", "societal/Lure-v0", dict(seed=seed)) for seed in range(3))]
+
+
 TASKS: list[tuple[str, str, dict]] = [
     *_random_mdps(),
     *_grids(),
@@ -54,14 +64,21 @@ TASKS: list[tuple[str, str, dict]] = [
     *_bandits(),
     *((f"frozenlake-{m}-{'slip' if slip else 'det'}", "FrozenLake-v1", dict(map_name=m, is_slippery=slip))
       for m in ("4x4", "8x8") for slip in (False, True)),
+    *_pitfalls(),
 ]
-"""(name, env id, constructor arguments) of every task, all from fixed generator seeds."""
+"""(name, env id, constructor arguments) of every task, all from fixed generator seeds: the 34 of the first suite,
+then the classes that broke it (a binding time limit, step costs, a lure)."""
 
 CONDITIONS: dict[str, list[str]] = {
     "paper": ["--preset", "paper"],
     "general": ["--preset", "general"],
     "monolithic": ["--preset", "paper", "--agent", "monolithic"],
+    "ppo-tuned": ["--preset", "paper", "--agent", "monolithic", "--set", "policy_lr=4e-4", "--set", "entropy=0.01"],
+    "ppo-cleanrl": ["--preset", "ppo"],
 }
+"""The market at the paper's and at the general settings, and monolithic PPO at the paper's (lr 4e-5, entropy
+0.1), at a tuned learning rate and entropy (4e-4, 0.01), and at CleanRL's ppo.py defaults (the ``ppo`` preset)."""
+TUNED_PPO = ("ppo-tuned", "ppo-cleanrl")
 
 
 def commands(seeds: range, root: Path, scale: float = 1.0) -> list[tuple[Path, list[str]]]:
@@ -88,7 +105,9 @@ def assess_run(folder: Path) -> dict:
 
 
 def summarize(root: Path) -> pd.DataFrame:
-    """One row per run (its exact assessment), also written to ``assessment.csv``; draws ``markets.png``."""
+    """One row per run (its exact assessment), also written to ``assessment.csv``; draws ``markets.png``. A run's
+    ``fraction`` is that of the policy its condition evaluates with (a society's ``eval_greedy``); monolithic PPO
+    is judged by the better of its sampled and greedy policies."""
     folders = sorted(p.parent.parent for p in (root / "markets").glob("*/*/seed*/checkpoints/last.pt"))
     if not folders:
         raise SocietalError(f"no runs of 'markets' under {root / 'markets'}; run them with --for-real first")
@@ -96,9 +115,11 @@ def summarize(root: Path) -> pd.DataFrame:
     for folder in folders:
         config = json.loads((folder / "config.json").read_text())
         rows.append({"task": folder.parent.parent.name, "condition": folder.parent.name, "seed": folder.name,
-                     "env": config["env"], **assess_run(folder)})
+                     "env": config["env"], "agent": config["agent"], **assess_run(folder)})
     table = pd.DataFrame(rows)
-    table["fraction"] = np.where(table.eval_greedy, table.fraction_greedy, table.fraction_sampled)
+    better = table[["fraction_sampled", "fraction_greedy"]].max(1)
+    table["fraction"] = np.where(table.agent == "monolithic", better,
+                                 np.where(table.eval_greedy, table.fraction_greedy, table.fraction_sampled))
     table.to_csv(root / "markets" / "assessment.csv", index=False)
     plot_suite(table, root / "markets" / "markets.png")
     return table
@@ -112,26 +133,34 @@ def report(table: pd.DataFrame) -> str:
     return pivot.round(3).to_string() + "\n\n" + "\n".join(suite_summary(table))
 
 
+def solved(table: pd.DataFrame) -> pd.Series:
+    """Per (task, condition): whether the median over seeds of ``fraction`` is at least ``GOOD``."""
+    return table.groupby(["task", "condition"]).fraction.median() >= GOOD
+
+
 def suite_summary(table: pd.DataFrame) -> list[str]:
-    """The suite's verdict in a few lines: which tasks PPO solves, and how often each condition solves them."""
-    lines = []
-    monolithic = table[table.condition == "monolithic"]  # judged by its better policy, sampled or greedy
-    ppo = monolithic[["fraction_sampled", "fraction_greedy"]].max(1).groupby(monolithic.task).max()
-    solved_by_ppo = set(ppo[ppo >= GOOD].index)
-    failed = ", ".join(sorted(set(ppo.index) - solved_by_ppo))
-    lines.append(f"monolithic PPO solves {len(solved_by_ppo)} of {ppo.size} tasks "
-                 f"(fraction of the optimal return ≥ {GOOD}); it fails: {failed}")
-    for condition, runs in table.groupby("condition"):
-        on = runs[runs.task.isin(solved_by_ppo)]
-        pooled = (on.bids_close * on.path_states).sum() / max(on.path_states.sum(), 1)
-        prices = (f"winning bid within 0.05 of Q* on {pooled:.0%} of the optimal paths' states (pooled), "
-                  f"{on.bids_close.mean():.0%} (mean over runs)") if condition != "monolithic" else "no bids"
+    """The suite's verdict in a few lines, over every task: which the tuned PPO solves (the better of its settings,
+    median over seeds), how many each condition solves, there and overall, sampled and greedy."""
+    done = solved(table).unstack()
+    tasks = list(done.index)
+    tuned = [c for c in TUNED_PPO if c in done] or [c for c in ("monolithic",) if c in done]
+    by_ppo = set(done.index[done[tuned].any(axis=1)]) if tuned else set()
+    lines = [f"tuned PPO ({' or '.join(tuned) or 'none run'}, median over seeds ≥ {GOOD}) solves {len(by_ppo)} of "
+             f"{len(tasks)} tasks; it fails: {', '.join(t for t in tasks if t not in by_ppo) or 'none'}"]
+    for condition in done.columns:
+        runs, ok = table[table.condition == condition], done[condition].dropna().astype(bool)
+        missed = [t for t in sorted(by_ppo) if not ok.get(t, False)]
+        sampled, greedy = ((runs[f"fraction_{k}"] >= GOOD).sum() for k in ("sampled", "greedy"))
         lines.append(
-            f"{condition}: on PPO's tasks, {(on.fraction >= GOOD).sum()} of {len(on)} runs ≥ {GOOD} as evaluated "
-            f"(sampled {(on.fraction_sampled >= GOOD).sum()}, greedy {(on.fraction_greedy >= GOOD).sum()}); "
-            f"{prices}; on PPO's failures ≥ {GOOD}: {(runs[~runs.task.isin(solved_by_ppo)].fraction >= GOOD).sum()} "
-            f"of {(~runs.task.isin(solved_by_ppo)).sum()} runs")
-    for condition, runs in table[table.condition != "monolithic"].groupby("condition"):
+            f"{condition}: solves {int(ok.sum())} of {len(ok)} tasks ({ok.mean():.0%}); of the tuned PPO's "
+            f"{len(by_ppo)}: {len(by_ppo) - len(missed)} (misses: {', '.join(missed) or 'none'}); runs ≥ {GOOD}: "
+            f"sampled {sampled} of {len(runs)}, greedy {greedy}")
+    on = table[table.condition.isin({"general", "paper"}) & table.task.isin(by_ppo)]
+    for condition, runs in on.groupby("condition"):
+        pooled = (runs.bids_close * runs.path_states).sum() / max(runs.path_states.sum(), 1)
+        lines.append(f"{condition}: winning bid within 0.05 of Q* on {pooled:.0%} of the optimal paths' states "
+                     f"(pooled over the tuned PPO's tasks), {runs.bids_close.mean():.0%} (mean over runs)")
+    for condition, runs in table[table.agent == "society"].groupby("condition"):
         chain, bandit = runs[runs.task == "chain-20"], runs[runs.task == "bandit-8"]
         if len(chain) and len(bandit):
             lines.append(f"{condition}: chain-20 worst |winning bid − Q*| on the path "

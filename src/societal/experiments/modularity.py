@@ -27,8 +27,8 @@ def concerned(before: str, after: str) -> list[int]:
     """The primitives whose decisions the change from task ``before`` to ``after`` concerns: the best action at an
     observation on the optimal path of either task differs (Q* with γ = 0.99)."""
     from societal.environments import finite_mdp, value_iteration
+    from societal.environments.mdp import visited_by
     from societal.environments.vector import make
-    from societal.exact import visited_by
 
     def best(task: str) -> set[tuple[bytes, int]]:
         env = make(f"societal/{task}-v0").unwrapped

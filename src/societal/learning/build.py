@@ -12,11 +12,12 @@ import numpy as np
 import torch
 
 from societal.config import Config
-from societal.environments.mdp import bid_range_warnings, value_iteration
+from societal.environments.mdp import bid_range_warnings, task_q
 from societal.environments.tabular import action_names, finite_mdp
 from societal.environments.vector import VecEnv, make, make_vec, obs_shape
 from societal.errors import SocietalError, SocietalWarning
 from societal.evaluation import make_eval_env
+from societal.exact import market_task
 from societal.learning.bids import BidLog
 from societal.learning.choices import MonolithicCollector
 from societal.learning.ppo import PPO
@@ -184,8 +185,8 @@ def q_star(config: Config, probe: gym.Env) -> np.ndarray | None:
     mdp = finite_mdp(probe)
     if mdp is None:
         return None
-    mdp = mdp.scaled(config.reward_scale, config.reward_shift, config.reward_end())
-    q = value_iteration(mdp, config.gamma)
+    mdp = market_task(mdp, config)
+    q = task_q(mdp, config.gamma)[0]
     for line in bid_range_warnings(mdp, q):
         warnings.warn(line, SocietalWarning, stacklevel=4)
     return q

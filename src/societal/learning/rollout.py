@@ -205,7 +205,9 @@ class Collector(Collecting):
             winner, first, second = (torch.where(exploring, x, y) for x, y in zip(own, (winner, first, second)))
         primitive = self.society.primitive_of[winner]
         tr = self.act(primitive)
-        reward = self.scale * tr.reward + self.shift + self.end * tr.terminated
+        # an absorbing shift's future is paid at every end, and at a time-limit cut unless the state is resold
+        ended = tr.terminated if self.bootstrap_truncated else tr.terminated | tr.truncated
+        reward = self.scale * tr.reward + self.shift + self.end * ended
         if self.bonus:
             reward = reward + self.count_bonus(seen, primitive)
         done = tr.terminated | tr.truncated
@@ -245,7 +247,7 @@ class Collector(Collecting):
                                                                      draws)
         done = terminated | truncated
         returns = counted(episode_return, last_return, completed, reward, done)
-        return (bids, winner, first, second, self.scale * reward + self.shift + self.end * terminated, done,
+        return (bids, winner, first, second, self.scale * reward + self.shift + self.end * done, done,
                 torch.where(done[:, None], new_active, active), state, t, *returns)
 
     @torch.no_grad()
