@@ -18,9 +18,10 @@ from societal.society import Society
 HP = dict(policy_lr=1e-2, value_lr=5e-3, clip=0.2, entropy=0.1, value_l2=1e-3, max_grad_norm=0.5, minibatch=64)
 
 
-def society_samples(clone: bool, hidden: tuple, dropout: bool, indices: bool = False) -> tuple[Society, Samples]:
+def society_samples(clone: bool, hidden: tuple, dropout: bool, indices: bool = False,
+                    network: str = "mlp") -> tuple[Society, Samples]:
     torch.manual_seed(0)
-    society = Society((6,), 3, 2, clone, hidden)
+    society = Society((6,), 3, 2, clone, hidden, network=network)
     with torch.no_grad():
         society.theta.normal_(0, 0.5)
     states = torch.randint(0, 6, (300, 1))
@@ -49,6 +50,8 @@ CASES = {
     "independent, dropout": lambda: society_samples(False, (16,), True),
     "two hidden layers": lambda: society_samples(True, (8, 8), True),
     "state indices": lambda: society_samples(True, (8, 8), False, indices=True),
+    "table": lambda: society_samples(False, (), True, network="table"),
+    "table, state indices": lambda: society_samples(True, (), False, indices=True, network="table"),
     "monolithic": monolithic_samples,
     "factorized": lambda: monolithic_samples(factorized=True),
 }

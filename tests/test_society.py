@@ -314,3 +314,25 @@ def test_a_table_collects_the_same_auctions_on_state_indices_as_on_observations(
     for field in ("obs", "bids", "active", "winner", "utility", "residual", "resale", "last"):
         assert torch.equal(getattr(indexed, field), getattr(observed, field)), field
     assert torch.equal(a.obs[:, 0], b.obs.argmax(1)) and torch.equal(a.wins, b.wins)
+
+
+@pytest.mark.parametrize("network", ["mlp", "table"])
+def test_a_table_learns_in_a_state_without_moving_any_other(network):
+    from societal.learning.ppo import Samples
+
+    torch.manual_seed(0)
+    society = Society((5,), 2, network=network)
+    society.init_bids(0.9, 10.0)
+    obs = torch.zeros(64, 1, dtype=torch.long)  # every sample in state 0, every utility low
+    k, c = society.num_learners, society.samples_per_learner
+    utility = torch.zeros(k, 64 * c)
+    samples = Samples(obs, torch.full((k, 64 * c), 0.9), utility, utility - society.values(obs).detach()
+                      .repeat_interleave(c, 1) - 0.5, torch.ones(k, 64 * c, dtype=torch.bool), c)
+    ppo = PPO(society, policy_lr=1e-2, value_lr=1e-2, **HP)
+    for _ in range(5):
+        ppo.update(samples)
+    alpha, beta = society.distribution(torch.arange(5)[:, None])
+    mean = (alpha / (alpha + beta)).detach()
+    assert (mean[:, 0] < 0.89).all()  # state 0 learned to bid less
+    others = (mean[:, 1:] - 0.9).abs().max()
+    assert others < 1e-6 if network == "table" else others > 1e-3  # a shared layer carries it to the others

@@ -22,7 +22,7 @@ DEVICES = ("cpu", "cuda", "auto")
 # The names of societal.mechanisms.MECHANISMS and societal.networks.NETWORKS (a test keeps them equal), here so
 # that the CLI's help and the checks of a config need no torch.
 MECHANISMS = ("v", "ccv", "bb", "env")
-NETWORKS = ("mlp", "minigrid_cnn", "minatar_cnn", "mnist_cnn")
+NETWORKS = ("mlp", "table", "minigrid_cnn", "minatar_cnn", "mnist_cnn")
 
 
 @dataclass
@@ -142,8 +142,9 @@ class Config:
     ``hidden=(16,)`` makes a bid's mean a sigmoid of a *linear* function of the observation: a table on one-hot
     states, but on CartPole its prices err by more than the actions' value gaps (``docs/beyond_tables.md``)."""
     network: str = "mlp"
-    """Bidder and policy architecture: ``mlp`` (the paper's, tabular), ``minigrid_cnn``, ``minatar_cnn`` or
-    ``mnist_cnn``."""
+    """Bidder and policy architecture: ``mlp`` (the paper's, tabular), ``table`` (one-hot observations: every
+    state's bids and values its own parameters, so that learning in one state moves no other's), ``minigrid_cnn``,
+    ``minatar_cnn`` or ``mnist_cnn``."""
     # the market beyond the paper (the ``general`` preset)
     price: str = "sampled"
     """What the mechanism prices with: the ``sampled`` bids (the paper) or each bidder's ``mean`` bid."""

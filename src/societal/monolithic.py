@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from societal.networks import UNGROUPED, Grouped, StackedMLP, Ungrouped, as_one_mlp, build
+from societal.networks import UNGROUPED, Grouped, StackedMLP, Ungrouped, as_one_mlp, build, linear_head
 
 
 class Monolithic(nn.Module):
@@ -31,7 +31,7 @@ class Monolithic(nn.Module):
         self.obs_ndim, self.num_primitives, self.num_learners = len(obs_shape), num_primitives, num_learners
         # The original's categorical policies have a ReLU before their output layer (MLP([d, 16, A])).
         self.encoder, features, self.value_net = build(network, tuple(obs_shape), tuple(hidden), relu_features=True)
-        self.head = StackedMLP([features, num_primitives], relu_layers=0)
+        self.head = linear_head(self.encoder, features, num_primitives)
         self.factorized = factorized
         if factorized and network != "mlp":
             raise ValueError(f"a factorized policy is a set of MLPs; network must be 'mlp', got {network!r}")

@@ -21,24 +21,27 @@ from torch import Tensor, nn
 
 
 class StackedMLP:
-    """K MLPs ``dims[0] → … → dims[-1]``; a ReLU follows each of the first ``relu_layers`` layers."""
+    """K MLPs ``dims[0] → … → dims[-1]``; a ReLU follows each of the first ``relu_layers`` layers. Without ``bias``
+    no layer has one: on one-hot inputs, one layer is then a table, each state's output its own parameters."""
 
-    def __init__(self, dims: list[int], relu_layers: int) -> None:
-        self.dims, self.relu_layers = dims, relu_layers
+    def __init__(self, dims: list[int], relu_layers: int, bias: bool = True) -> None:
+        self.dims, self.relu_layers, self.bias = dims, relu_layers, bias
         self.shapes = list(zip(dims[:-1], dims[1:]))
-        self.size = sum(i * o + o for i, o in self.shapes)
+        self.size = sum(i * o + o * bias for i, o in self.shapes)
 
-    def layers(self, theta: Tensor) -> list[tuple[Tensor, Tensor]]:
-        """Views ``(W [K, in, out], b [K, 1, out])`` of each layer."""
-        parts = theta.split([n for i, o in self.shapes for n in (i * o, o)], dim=1)  # one autograd node
-        return [(parts[2 * n].view(-1, i, o), parts[2 * n + 1].view(-1, 1, o)) for n, (i, o) in enumerate(self.shapes)]
+    def layers(self, theta: Tensor) -> list[tuple[Tensor, Tensor | None]]:
+        """Views ``(W [K, in, out], b [K, 1, out] or None)`` of each layer."""
+        parts = iter(theta.split([n for i, o in self.shapes for n in (i * o, o)[: 1 + self.bias]], dim=1))
+        return [(next(parts).view(-1, i, o), next(parts).view(-1, 1, o) if self.bias else None)
+                for i, o in self.shapes]
 
     @torch.no_grad()
     def init_(self, theta: Tensor) -> None:
         for w, b in self.layers(theta):  # nn.Linear's initialisation
             bound = 1 / math.sqrt(w.shape[1])
             w.uniform_(-bound, bound)
-            b.uniform_(-bound, bound)
+            if b is not None:
+                b.uniform_(-bound, bound)
 
     def __call__(self, theta: Tensor, x: Tensor, batch_dims: int = 1) -> Tensor:
         """The output at ``x``: ``[B, …]`` shared by all learners (``batch_dims`` 1) or ``[K, B, …]`` per learner (2).
@@ -48,6 +51,8 @@ class StackedMLP:
     def forward_saving(self, theta: Tensor, x: Tensor, batch_dims: int = 2) -> tuple[Tensor, list[Tensor]]:
         """The output at ``x`` (per learner by default), and every layer's input (for ``backward``)."""
         inputs, h = [], x.flatten(batch_dims)
+        if not self.shapes and batch_dims == 1:  # no layers: the input itself, as every learner's output
+            h = h.expand(len(theta), *h.shape)
         for n, (w, b) in enumerate(self.layers(theta)):
             inputs.append(h)
             h = _linear(w, b, h, batch_dims)
@@ -68,7 +73,7 @@ class StackedMLP:
             w, h = layers[n][0], inputs[n]
             d_w = (torch.bmm(h.transpose(1, 2), g) if h.is_floating_point()
                    else torch.zeros_like(w).scatter_add_(1, h.expand(-1, -1, w.shape[2]), g))
-            grads += [g.sum(1), d_w.flatten(1)]
+            grads += [g.sum(1), d_w.flatten(1)] if self.bias else [d_w.flatten(1)]
             if n:
                 g = torch.bmm(g, w.transpose(1, 2))
                 if n - 1 < self.relu_layers:
@@ -107,11 +112,15 @@ class Ungrouped:
 UNGROUPED = Ungrouped()
 
 
-def _linear(w: Tensor, b: Tensor, x: Tensor, batch_dims: int) -> Tensor:
+def _linear(w: Tensor, b: Tensor | None, x: Tensor, batch_dims: int) -> Tensor:
     """``x W + b`` for each learner's ``W [K, in, out]``; an integer ``x [..., 1]`` picks rows of ``W`` (one-hot)."""
     if not x.is_floating_point():
-        return (w[:, x[:, 0]] if batch_dims == 1 else w.gather(1, x.expand(-1, -1, w.shape[2]))) + b
-    return torch.matmul(x, w) + b if batch_dims == 1 else torch.baddbmm(b, x, w)
+        y = w[:, x[:, 0]] if batch_dims == 1 else w.gather(1, x.expand(-1, -1, w.shape[2]))
+    elif b is not None and batch_dims == 2:
+        return torch.baddbmm(b, x, w)
+    else:
+        y = torch.matmul(x, w) if batch_dims == 1 else torch.bmm(x, w)
+    return y if b is None else y + b
 
 
 class StackedModule:
@@ -176,11 +185,16 @@ class StackedModule:
         return x.movedim(1, 0)
 
 
+def linear_head(encoder: Stacked, features: int, outputs: int) -> StackedMLP:
+    """The linear head on ``encoder``'s features: without a bias where there is no encoder (a table)."""
+    return StackedMLP([features, outputs], 0, bias=not (isinstance(encoder, StackedMLP) and encoder.size == 0))
+
+
 def as_one_mlp(encoder: Stacked, head: StackedMLP) -> StackedMLP | None:
     """An MLP encoder followed by an MLP head, as one MLP over the same parameter columns (else None)."""
     if not isinstance(encoder, StackedMLP):
         return None
-    return StackedMLP([*encoder.dims, *head.dims[1:]], encoder.relu_layers)
+    return StackedMLP([*encoder.dims, *head.dims[1:]], encoder.relu_layers, head.bias)
 
 
 def _leaves(module: nn.Module) -> list[nn.Module]:
@@ -210,7 +224,7 @@ def MinatarCNN(channels: int) -> nn.Sequential:
 
 
 Stacked = StackedMLP | StackedModule
-NETWORKS = ("mlp", "minigrid_cnn", "minatar_cnn", "mnist_cnn")
+NETWORKS = ("mlp", "table", "minigrid_cnn", "minatar_cnn", "mnist_cnn")
 
 
 def build(network: str, obs_shape: tuple[int, ...], hidden: tuple[int, ...],
@@ -218,8 +232,13 @@ def build(network: str, obs_shape: tuple[int, ...], hidden: tuple[int, ...],
     """``(policy encoder, its feature size, value network)`` of a named architecture.
 
     The original's Beta bidders have no ReLU after the encoder's last layer (``MLP([d, 16])`` is one
-    Linear layer); its categorical policies do (``relu_features``).
+    Linear layer); its categorical policies do (``relu_features``). ``table`` (one-hot observations): no
+    encoder, and the heads on it get no bias (``head``), so every state's bids and value are parameters of its
+    own; learning in one state moves no other's (``hidden`` is not used).
     """
+    if network == "table":
+        d = math.prod(obs_shape)
+        return StackedMLP([d], 0), d, StackedMLP([d, 1], 0, bias=False)
     if network == "mlp":
         d, h = math.prod(obs_shape), list(hidden)
         return StackedMLP([d, *h], len(h) - (not relu_features)), h[-1], StackedMLP([d, *h, 1], len(h))

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from societal.mechanisms import auction
-from societal.networks import UNGROUPED, Grouped, StackedMLP, Ungrouped, as_one_mlp, build
+from societal.networks import UNGROUPED, Grouped, Ungrouped, as_one_mlp, build, linear_head
 
 BID_EPS = 1e-6  # bids are clamped to [ε, 1-ε] before log-probabilities
 
@@ -133,7 +133,7 @@ class Society(nn.Module):
         self.num_learners = num_primitives if clone else self.num_bidders
         self.samples_per_learner = self.num_bidders // self.num_learners
         self.encoder, features, self.value_net = build(network, tuple(obs_shape), tuple(hidden), relu_features)
-        self.head = StackedMLP([features, 2], relu_layers=0)  # Beta mean and precision
+        self.head = linear_head(self.encoder, features, 2)  # Beta mean and precision
         self.policy_net = as_one_mlp(self.encoder, self.head)  # where it exists, PPO computes gradients by hand
         self.split = self.encoder.size + self.head.size
         # All parameters of learner k are row k: policy encoder, policy head, then value network.
@@ -147,11 +147,15 @@ class Society(nn.Module):
     @torch.no_grad()
     def init_bids(self, mean: float, precision: float) -> None:
         """Every bidder starts at Beta(mean · precision, (1 − mean) · precision) in every state: head
-        weights 0, μ = sigmoid(b_μ) = mean, ν = softplus(b_ν) = precision. A high mean is optimism: an
-        unvisited state is worth much until its bidders learn otherwise."""
+        weights 0, μ = sigmoid(b_μ) = mean, ν = softplus(b_ν) = precision (a table: every state's weights are
+        its b). A high mean is optimism: an unvisited state is worth much until its bidders learn otherwise."""
         ((w, b),) = self.head.layers(self.theta[:, self.encoder.size : self.split])
-        w.zero_()
-        b.copy_(torch.tensor([math.log(mean / (1 - mean)), precision + math.log(-math.expm1(-precision))]))
+        start = torch.tensor([math.log(mean / (1 - mean)), precision + math.log(-math.expm1(-precision))])
+        if b is None:
+            w.copy_(start.expand_as(w))
+        else:
+            w.zero_()
+            b.copy_(start)
 
     @property
     def value_theta(self) -> Tensor:
