@@ -1,6 +1,7 @@
 """Generated finite tasks and tables of outcomes: determinism, hand-solved Q*, and toy-text tasks as tables."""
 
 import copy
+from collections import Counter
 
 import gymnasium as gym
 import numpy as np
@@ -13,11 +14,13 @@ from societal.environments import finite_mdp, value_iteration
 from societal.environments.tabular import TabularVecEnv, from_transition_table
 from societal.environments.vector import make, make_vec
 from societal.errors import SocietalError
+from societal.exact import optimal_return, policy_return
 from societal.experiments.markets import TASKS
 
 
 @pytest.mark.parametrize("env_id,kwargs", [("societal/RandomMDP-v0", dict(states=12, actions=3, seed=4)),
-                                           ("societal/GridWorld-v0", dict(rows=6, pits=5, slip=0.1, seed=2))])
+                                           ("societal/GridWorld-v0", dict(rows=6, pits=5, slip=0.1, seed=2)),
+                                           ("societal/Deadline-v0", dict(seed=3)), ("societal/Lure-v0", dict(seed=1))])
 def test_a_generator_seed_fixes_the_task(env_id, kwargs):
     a, b = (gym.make(env_id, **kwargs).unwrapped for _ in range(2))
     other = gym.make(env_id, **{**kwargs, "seed": kwargs["seed"] + 1}).unwrapped
@@ -60,12 +63,33 @@ def test_the_cliff_ends_the_episode_with_nothing():
     assert env.state == 36 and env.step(2)[1:3] == (0.0, True)  # right from the start: into the cliff
 
 
-def test_the_suite_has_every_family_and_thirty_tasks():
+def test_the_suite_has_every_family_and_three_instances_of_each_failure_class():
     assert len(TASKS) >= 30 and len({name for name, _, _ in TASKS}) == len(TASKS)
-    families = {name.split("-")[0] for name, _, _ in TASKS}
-    assert families == {"mdp", "grid", "cliff", "chain", "bandit", "frozenlake"}
+    families = Counter(name.split("-")[0] for name, _, _ in TASKS)
+    assert set(families) == {"mdp", "grid", "cliff", "chain", "bandit", "frozenlake", "deadline", "costgrid", "taxi",
+                             "lure"}
+    assert min(families["deadline"], families["costgrid"] + families["taxi"], families["lure"]) >= 3
     for name, env, kwargs in TASKS:
         assert finite_mdp(make(env, **kwargs)) is not None, name
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_deadlines_best_route_without_the_limit_pays_nothing_within_it(seed):
+    env = gym.make("societal/Deadline-v0", seed=seed).unwrapped
+    mdp = finite_mdp(env)
+    q = value_iteration(mdp, 0.99)  # without the limit: route 0, longer than the horizon
+    assert q[0].argmax() == 0 and env.lengths[0] > env.horizon >= env.lengths[1]
+    no_limit = np.eye(q.shape[1])[q.argmax(1)]
+    assert policy_return(mdp, no_limit, 0.99) == 0 < optimal_return(mdp, 0.99)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_lure_pays_less_than_the_long_way_and_never_ends(seed):
+    env = gym.make("societal/Lure-v0", seed=seed).unwrapped
+    q = value_iteration(finite_mdp(env), 0.99)
+    region = range(env.length, env.observation_space.n)
+    assert q[0].max() == pytest.approx(0.99 ** (env.length - 1))  # the long way, above the lure (0.3)
+    assert 0.3 in q[0].round(6) and not env.terminal[region].any() and np.isin(env.next_state[region], region).all()
 
 
 @pytest.mark.parametrize("kwargs", [dict(states=3), dict(states=8, actions=3, exits=20), dict(horizon=0)])
