@@ -28,10 +28,10 @@ def runs(tmp_path_factory):
                          ("unknownkey", lambda p: edit_config(p, colour="red")),
                          ("badvalue", lambda p: edit_config(p, gamma=2.0)),
                          ("otherenv", lambda p: edit_config(p, env="societal/Bandit-v0")),
-                         ("garbage", lambda p: (p / "checkpoints" / "best.pt").write_bytes(b"\x00garbage")),
-                         ("pickle", lambda p: torch.save({"x": object()}, p / "checkpoints" / "best.pt")),
+                         ("garbage", lambda p: (p / "checkpoints" / "last.pt").write_bytes(b"\x00garbage")),
+                         ("pickle", lambda p: torch.save({"x": object()}, p / "checkpoints" / "last.pt")),
                          ("nolast", lambda p: (p / "checkpoints" / "last.pt").unlink()),
-                         ("flipped", lambda p: flip_tensor_bytes(p / "checkpoints" / "best.pt", 64)),
+                         ("flipped", lambda p: flip_tensor_bytes(p / "checkpoints" / "last.pt", 64)),
                          ("nested", lambda p: (p / "config.json").write_text('{"env_kwargs": {"a": '
                                                                               + "[" * 10**5 + "]" * 10**5 + "}}")),
                          ("noweights", lambda p: [rewrite(p / "checkpoints" / f"{n}.pt", lambda c: c["agent"].clear())
@@ -191,10 +191,10 @@ CLI = [
     (["eval", "{garbage}"], "cannot read checkpoint"),
     (["eval", "{pickle}"], "cannot read checkpoint"),
     (["eval", "{flipped}"], "does not match the digest written with it"),
-    (["eval", "{wideweights}"], "wideweights/checkpoints/best.pt does not fit the agent of its agent_spec: size"),
+    (["eval", "{wideweights}"], "wideweights/checkpoints/last.pt does not fit the agent of its agent_spec: size"),
     (["eval", "{nested}"], "maximum recursion depth exceeded"),
     (["eval", "{chain}", "--seed", str(2**64)], "--seed must be in [0, 2³²), got 18446744073709551616"),
-    (["eval", "{nolast}", "--checkpoint", "last"], "has no checkpoint last.pt"),
+    (["eval", "{nolast}"], "has no checkpoint last.pt"),
     # experiments
     (["experiments", "atari"], "invalid choice: 'atari'"),
     (["experiments", "chain", "--seeds", "0"], "--seeds must be at least 1"),

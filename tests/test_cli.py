@@ -39,15 +39,17 @@ def test_train_then_eval(capsys, tmp_path):
     printed = capsys.readouterr().out
     assert "over 50 episodes" in printed and "auctions won per primitive" in printed
     assert "exact: score (return − random) / (optimum − random)" in printed and "optimal path" in printed  # a table
-    assert "the best checkpoint: update" in printed
+    assert "the last checkpoint (update" in printed
+    assert main(["eval", str(out), "--episodes", "5", "--checkpoint", "best"]) == 0
+    assert "the best checkpoint: update" in capsys.readouterr().out
 
 
 def test_corrupt_checkpoint(capsys, tmp_path):
     run = societal.train("societal/Bandit-v0", steps=4096, out=tmp_path / "run", progress=False)
     (run.path / "checkpoints" / "last.pt").write_bytes(b"\x00garbage")
-    assert "cannot read checkpoint" in fails(["eval", str(run.path), "--checkpoint", "last"], capsys, tmp_path)
+    assert "cannot read checkpoint" in fails(["eval", str(run.path)], capsys, tmp_path)
     (run.path / "checkpoints" / "best.pt").unlink()
-    assert "has no checkpoint best.pt" in fails(["eval", str(run.path)], capsys, tmp_path)
+    assert "has no checkpoint best.pt" in fails(["eval", str(run.path), "--checkpoint", "best"], capsys, tmp_path)
 
 
 def test_experiments_print_the_paper_commands(capsys):

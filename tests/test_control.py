@@ -83,5 +83,5 @@ def test_a_task_of_no_suite_learns_with_the_default_settings(reach, tmp_path):
 
 def test_a_run_that_does_not_learn_says_so(tmp_path):
     with pytest.warns(SocietalWarning, match=r"the last among them, were no better than random choices \(2\d\.\d"):
-        societal.train("CartPole-v1", preset="general", out=tmp_path / "run", steps=60_000, eval_episodes=20,
-                       progress=False)  # bids cannot price returns of 0–100: shortest episodes (9 steps)
+        societal.train("CartPole-v1", preset="general_mlp", auto_scale=False, out=tmp_path / "run", steps=60_000,
+                       eval_episodes=20, progress=False)  # bids cannot price returns of 0–100: shortest episodes

@@ -1,6 +1,7 @@
 """The market beyond the paper: presets, the new training rules, warnings, and the general preset learning."""
 
 import json
+import re
 import warnings
 
 import gymnasium as gym
@@ -34,7 +35,7 @@ def test_presets_apply_under_explicit_settings_and_are_recorded(tmp_path):
                  "--quiet", "--out", str(tmp_path / "cli")]) == 0
     saved = json.loads((tmp_path / "cli" / "config.json").read_text())
     assert saved["entropy"] == 0.2 and saved["bid_init_mean"] == PRESETS["general"]["bid_init_mean"]
-    with pytest.raises(SocietalError, match="unknown preset 'fast'; allowed: paper, general, control"):
+    with pytest.raises(SocietalError, match="unknown preset 'fast'; allowed: paper, general, general_mlp, control"):
         societal.train("societal/Chain-v0", preset="fast")
 
 
@@ -76,7 +77,7 @@ def test_mean_prices_conserve_credit_and_exploration_is_reported(tmp_path):
 @pytest.mark.parametrize("env_id,kwargs,message", [
     ("CliffWalking-v1", dict(reward_scale=0.01, reward_shift=1.0, auto_scale=False, absorbing_shift=False),
      "never ends an episode"),
-    ("Taxi-v4", dict(reward_scale=0.05), r"rewards range over \[-0.5, 1\]"),
+    ("Taxi-v4", dict(reward_scale=0.05, auto_scale=False), r"rewards range over \[-0.5, 1\]"),
     ("societal/Chain-v0", dict(reward_scale=2.0), r"Q\* ranges over \[0, 1.6\]"),
 ])
 def test_warnings_say_what_keeps_bids_from_q_star(tmp_path, env_id, kwargs, message):
@@ -141,12 +142,13 @@ def test_the_markets_experiment_judges_every_run_exactly(tmp_path, capsys):
 
     runs = [(folder, argv) for folder, argv in commands("markets", 1, tmp_path, scale=0.0008)
             if folder.parts[-3] in ("bandit-8", "chain-10")]
-    assert len(runs) == 6 and all("--steps" in argv and "4000" in argv for _, argv in runs)
+    assert len(runs) == 10 and all("--steps" in argv and "4000" in argv for _, argv in runs)
     for _, argv in runs:
         assert main([*[a for a in argv if a != "--compile"], "--set", "eval_episodes=10", "--quiet"]) == 0
     assert main(["experiments", "markets", "--report", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "monolithic PPO solves" in out and "general: chain-20" not in out
+    assert "tuned PPO (ppo-tuned or ppo-cleanrl, median over seeds ≥ 0.95) solves" in out
+    assert re.search(r"^general: solves \d of 2 tasks .* runs ≥ 0.95: sampled \d of 2, greedy \d$", out, re.M), out
     table = pd.read_csv(tmp_path / "markets" / "assessment.csv")
-    assert set(table.condition) == {"paper", "general", "monolithic"} and len(table) == 6
+    assert set(table.condition) == {"paper", "general", "monolithic", "ppo-tuned", "ppo-cleanrl"} and len(table) == 10
     assert table.fraction_sampled.between(0, 1.0001).all() and (tmp_path / "markets" / "markets.png").is_file()

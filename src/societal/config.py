@@ -301,17 +301,21 @@ PRESETS: dict[str, dict] = {
     "general": {
         "price": "mean", "bid_init_mean": 0.9, "bid_init_precision": 10.0, "explore": 0.05,
         "entropy": 0.01, "policy_lr": 4e-4, "eval_greedy": True, "auto_scale": True, "absorbing_shift": True,
+        "network": "table",
     },
 }
-PRESETS["control"] = {**PRESETS["general"], "hidden": (32, 32), "minibatch": 1024, "epochs": 8,
+PRESETS["general_mlp"] = {**PRESETS["general"], "network": "mlp"}
+PRESETS["control"] = {**PRESETS["general_mlp"], "hidden": (32, 32), "minibatch": 1024, "epochs": 8,
                        "entropy_halflife": 200_000, "bootstrap_truncated": True}
-"""Named settings. ``general`` (beyond the paper) makes prices converge to Q* on long horizons, lets the
-market explore and maps rewards of any sign and scale into the bids' range (unchanged where they fit); see the
-README's "The market beyond the paper". ``control`` (tasks of feature vectors without a table, such as CartPole)
-treats the time limit as a training convenience and adds bidders with a hidden ReLU layer (``hidden=(16,)`` is
-linear) that can price the actions, eight epochs of minibatches of 1,024 and an entropy bonus that halves every
-200 k env steps; see ``docs/beyond_tables.md``. ``ppo`` is the monolithic baseline as its users run it, not at
-the paper's settings: CleanRL's ppo.py defaults for classic control."""
+"""Named settings. ``general`` (beyond the paper, for tasks whose observations are their states) makes prices
+converge to Q* on long horizons, lets the market explore, keeps every state's bids its own (``network="table"``:
+an unvisited state stays optimistic) and maps rewards of any sign and scale into the bids' range (unchanged where
+they fit); see the README's "The market beyond the paper". ``general_mlp`` is the same market with the paper's
+MLP bidders, for observations that are not states (images, codes). ``control`` (tasks of feature vectors without
+a table, such as CartPole) treats the time limit as a training convenience and adds bidders with a hidden ReLU
+layer (``hidden=(16,)`` is linear) that can price the actions, eight epochs of minibatches of 1,024 and an
+entropy bonus that halves every 200 k env steps; see ``docs/beyond_tables.md``. ``ppo`` is the monolithic
+baseline as its users run it, not at the paper's settings: CleanRL's ppo.py defaults for classic control."""
 PRESETS["ppo"] = {"agent": "monolithic", "num_envs": 4, "auction_steps_per_update": 512, "epochs": 4,
                   "minibatch": 128, "policy_lr": 2.5e-4, "value_lr": 2.5e-4, "lr_anneal": True, "entropy": 0.01,
                   "max_grad_norm": 0.5, "value_l2": 0.0, "hidden": (64, 64)}
@@ -332,8 +336,9 @@ PAPER_TASKS = ("societal/Bandit-v0", "societal/Chain-v0", "societal/Duality-v0",
 
 
 def default_preset(env: str, env_kwargs: dict | None = None) -> str:
-    """``paper`` on the paper's tasks, the preset ``DEFAULT_PRESETS`` names for the task's class, ``control`` on
-    tasks of feature vectors without a table, ``general`` on any other."""
+    """``paper`` on the paper's tasks, the preset ``DEFAULT_PRESETS`` names for the task's class, ``general`` where
+    the observations are the task's states, ``control`` on tasks of feature vectors without a table,
+    ``general_mlp`` on any other."""
     if env in PAPER_TASKS:
         return "paper"
     import gymnasium as gym  # here, not above: a Config (and the command line's help) needs no environment
@@ -346,8 +351,10 @@ def default_preset(env: str, env_kwargs: dict | None = None) -> str:
         if (preset := DEFAULT_PRESETS.get(f"{cls.__module__}:{cls.__qualname__}")) is not None:
             return preset
     space = probe.observation_space
+    if isinstance(space, gym.spaces.Discrete):
+        return "general"
     features = isinstance(space, gym.spaces.Box) and len(space.shape) == 1
-    return "control" if features and finite_mdp(probe) is None else "general"
+    return "control" if features and finite_mdp(probe) is None else "general_mlp"
 
 
 def from_preset(preset: str | None, env: str, **settings) -> Config:

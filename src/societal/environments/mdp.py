@@ -76,11 +76,12 @@ def visited_by(mdp: FiniteMDP, pi: np.ndarray) -> np.ndarray:
     return seen
 
 
-def bid_range_warnings(mdp: FiniteMDP, q: np.ndarray) -> list[str]:
-    """What keeps bids in [0, 1] from expressing Q* (``q``, of the rewards the market is paid), one line each."""
+def bid_range_warnings(mdp: FiniteMDP, q: np.ndarray, rewards: bool = True) -> list[str]:
+    """What keeps bids in [0, 1] from expressing Q* (``q``, of the rewards the market is paid), one line each;
+    ``rewards``: also where a step's reward leaves [0, 1] (a hint for a map chosen by hand)."""
     lines = []
     low, high = mdp.reward_bounds
-    if low < 0 or high > 1:
+    if rewards and (low < 0 or high > 1):
         lines.append(f"rewards range over [{low:.3g}, {high:.3g}], outside [0, 1]; bids lie in [0, 1], so map them "
                      "with reward_scale / reward_shift (--reward-scale / --reward-shift) such that Q* lies in [0, 1]")
     value = q.max(1)  # what a state sells for; a losing action may be worth less than 0 and simply bid ≈ 0

@@ -93,6 +93,9 @@ def build(config: Config, transfer: bool = True) -> Parts:
     np.random.seed(config.seed)
     primitives = make_primitives(config, int(probe.action_space.n), device, trainable=config.train_options)
     check_options(config, probe, primitives)
+    if config.network == "table" and not isinstance(probe.observation_space, gym.spaces.Discrete):
+        raise SocietalError(f"network=table needs a task whose observations are its states (a Discrete space); "
+                            f"{config.env} observes {probe.observation_space}: use --network mlp")
     vec = make_vec(config.env, config.env_kwargs, config.num_envs, device)
     shape = obs_shape(probe.observation_space)
     c = config
@@ -187,6 +190,6 @@ def q_star(config: Config, probe: gym.Env) -> np.ndarray | None:
         return None
     mdp = market_task(mdp, config)
     q = task_q(mdp, config.gamma)[0]
-    for line in bid_range_warnings(mdp, q):
+    for line in bid_range_warnings(mdp, q, rewards=not config.auto_scale):
         warnings.warn(line, SocietalWarning, stacklevel=4)
     return q
