@@ -152,3 +152,19 @@ def test_the_markets_experiment_judges_every_run_exactly(tmp_path, capsys):
     table = pd.read_csv(tmp_path / "markets" / "assessment.csv")
     assert set(table.condition) == {"paper", "general", "monolithic", "ppo-tuned", "ppo-cleanrl"} and len(table) == 10
     assert table.fraction_sampled.between(0, 1.0001).all() and (tmp_path / "markets" / "markets.png").is_file()
+
+
+def test_the_committed_suite_results_cover_what_the_readme_says():
+    from pathlib import Path
+
+    from societal.experiments.markets import TASKS
+
+    root = Path(__file__).resolve().parents[1]
+    table = pd.read_csv(root / "docs" / "markets" / "assessment.csv")
+    readme = (root / "README.md").read_text()
+    assert set(table.task) == {name for name, _, _ in TASKS}  # every task of the suite
+    assert f"({len(table)} runs:" in readme
+    for condition, runs in table.groupby("condition"):
+        seeds = runs.seed.nunique()
+        assert len(runs) == len(TASKS) * seeds == len(runs.drop_duplicates(["task", "seed"]))  # a whole grid
+        assert f"`{condition}` on {len(TASKS)} tasks × {seeds} seed{'s' if seeds > 1 else ''}" in readme

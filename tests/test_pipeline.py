@@ -35,7 +35,7 @@ def test_every_stage_of_the_tworooms_pipeline_runs(tmp_path, capsys):
 
     # options are frozen unless asked: fine-tuned ones are saved, reloaded and carried into a transfer
     options = [str(root / f"option-{g}" / "seed0") for g in ("red", "green", "blue")]
-    pretrained = torch.cat([societal.load(o).agent.theta for o in options])
+    pretrained = torch.cat([societal.load(o, "best").agent.theta for o in options])  # options: their best weights
     torch.testing.assert_close(societal.load(root / "green-society" / "seed0").primitives().net.theta, pretrained)
     tuned = tmp_path / "tuned"
     assert main(["train", "societal/GreenTwoRooms-v0", "--options", *options, "--train-options", "--network",
