@@ -103,4 +103,7 @@ def test_a_short_runs_best_checkpoint_is_a_trained_one(home, tmp_path):
     assert len(evaluations) >= 10
     assert evaluations.eval_return_mean.iloc[-1] > evaluations.eval_return_mean.iloc[0]  # training helped
     done = societal(["eval", str(home / "run"), "--episodes", "20"], cwd=tmp_path, pythonpath=home / "mods")
-    assert "the best checkpoint: update 0," not in done.stdout and "the best checkpoint: update" in done.stdout
+    assert f"the last checkpoint (update {metrics['update'].max()}," in done.stdout  # the default: the trained one
+    best = societal(["eval", str(home / "run"), "--episodes", "20", "--checkpoint", "best"], cwd=tmp_path,
+                    pythonpath=home / "mods")
+    assert "the best checkpoint: update 0," not in best.stdout and "the best checkpoint: update" in best.stdout
