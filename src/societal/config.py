@@ -298,11 +298,9 @@ RANGES: dict[str, tuple] = {  # field → (test, what is allowed)
 
 PRESETS: dict[str, dict] = {
     "paper": {},  # the paper's settings: the defaults above
-    "general": {
-        "price": "mean", "bid_init_mean": 0.9, "bid_init_precision": 10.0, "explore": 0.05,
-        "entropy": 0.01, "policy_lr": 4e-3, "eval_greedy": True, "auto_scale": True, "absorbing_shift": True,
-        "network": "table",
-    },
+    "general": {"price": "mean", "bid_init_mean": 0.9, "bid_init_precision": 10.0, "explore": 0.05, "entropy": 0.01,
+                "policy_lr": 4e-3, "eval_greedy": True, "auto_scale": True, "absorbing_shift": True,
+                "network": "table"},
 }
 # the paper's bidders (two linear layers) move a state's bid faster than a table at the same rate: 4e-4 there
 PRESETS["general_mlp"] = {**PRESETS["general"], "network": "mlp", "policy_lr": 4e-4}
