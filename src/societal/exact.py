@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from societal.config import Config
-from societal.environments.mdp import FiniteMDP, task_q, value_iteration
+from societal.environments.mdp import FiniteMDP, q_by_steps_left, task_q, value_iteration
 from societal.monolithic import Monolithic
 from societal.society import BID_EPS, Society
 
@@ -110,12 +110,8 @@ def policy_return(mdp: FiniteMDP, pi: np.ndarray, gamma: float) -> float:
 
 def optimal_return(mdp: FiniteMDP, gamma: float) -> float:
     """The best expected discounted return from the start within the time limit (a policy may use the time left)."""
-    if mdp.horizon is None:
-        return float(mdp.start @ value_iteration(mdp, gamma).max(1))
-    value = np.full(len(mdp.reward), mdp.tail)
-    for _ in range(mdp.horizon):
-        value = _backup(mdp, gamma, value).max(1)
-    return float(mdp.start @ value)
+    q = value_iteration(mdp, gamma) if mdp.horizon is None else q_by_steps_left(mdp, gamma)[-1]
+    return float(mdp.start @ q.max(1))
 
 
 def reachable(mdp: FiniteMDP) -> np.ndarray:

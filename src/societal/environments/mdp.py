@@ -41,6 +41,15 @@ def value_iteration(mdp: FiniteMDP, gamma: float, tol: float = 1e-10, max_iter: 
     return q
 
 
+def q_by_steps_left(mdp: FiniteMDP, gamma: float) -> list[np.ndarray]:
+    """``[Q*_0, …, Q*_H]`` within the time limit H: Q*_h is the value with h steps left, Q*_0 the value of an
+    episode the limit cuts (``tail``), Q*_{h+1} = r + γ P max_a Q*_h."""
+    by_steps_left = [np.full(mdp.reward.shape, mdp.tail)]
+    for _ in range(mdp.horizon):
+        by_steps_left.append(mdp.reward + gamma * mdp.transition @ by_steps_left[-1].max(1))
+    return by_steps_left
+
+
 def task_q(mdp: FiniteMDP, gamma: float) -> tuple[np.ndarray, np.ndarray]:
     """``(q [S, A], on_path [S])``: the Q* a market without a clock can price, and the states the optimal policy
     visits. Without a time limit, Q* and the states its greedy policy visits. Within a limit H, the optimal
@@ -55,9 +64,7 @@ def task_q(mdp: FiniteMDP, gamma: float) -> tuple[np.ndarray, np.ndarray]:
     if mdp.horizon is None:
         q = value_iteration(mdp, gamma)
         return q, visited_by(mdp, np.eye(q.shape[1])[q.argmax(1)])
-    by_steps_left = [np.full(mdp.reward.shape, mdp.tail)]
-    for _ in range(mdp.horizon):
-        by_steps_left.append(mdp.reward + gamma * mdp.transition @ by_steps_left[-1].max(1))
+    by_steps_left = q_by_steps_left(mdp, gamma)
     here, visits, weighted = mdp.start.astype(np.float64), np.zeros(len(mdp.reward)), np.zeros_like(mdp.reward)
     for q_t in by_steps_left[:0:-1]:  # Q*_H at step 0, …, Q*_1 at step H − 1
         visits, weighted = visits + here, weighted + here[:, None] * q_t
