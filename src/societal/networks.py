@@ -233,7 +233,7 @@ def build(network: str, obs_shape: tuple[int, ...], hidden: tuple[int, ...],
 
     The original's Beta bidders have no ReLU after the encoder's last layer (``MLP([d, 16])`` is one
     Linear layer); its categorical policies do (``relu_features``). ``table`` (one-hot observations): no
-    encoder, and the heads on it get no bias (``head``), so every state's bids and value are parameters of its
+    encoder, and the heads on it get no bias (``linear_head``), so every state's bids and value are parameters of its
     own; learning in one state moves no other's (``hidden`` is not used).
     """
     if network == "table":
